@@ -1,0 +1,1 @@
+"""Molecule generation: retrieval-augmented transformer and language-guided editor."""

@@ -1,0 +1,1 @@
+"""Chemistry backbone: parsing, standardisation, conformers, descriptors, similarity, docking."""

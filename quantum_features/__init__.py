@@ -1,0 +1,1 @@
+"""Orbital features from cheap PySCF calculations and equivariant property models."""
