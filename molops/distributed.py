@@ -130,6 +130,17 @@ def read_journal(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _drop_partial_line(path: Path) -> None:
+    """Cut a last line left without its newline by a crash, so appends start clean."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with open(path, "rb+") as handle:
+        data = handle.read()
+        if not data.endswith(b"\n"):
+            handle.truncate(data.rfind(b"\n") + 1)
+            log.warning("%s: dropped an incomplete last line (interrupted write)", path)
+
+
 def _keyed(items: Iterable[Any] | Mapping[Hashable, Any], keys: Iterable[Hashable] | None) -> Iterator[tuple[Hashable, Any]]:
     if isinstance(items, Mapping):
         return iter(items.items())
@@ -199,6 +210,9 @@ def map_items(
     bar = tqdm(total=total, desc=description, unit="item", disable=not progress)
     bar.update(len(done))
     rows: list[dict[str, Any]] = []
+    if journal is not None:
+        Path(journal).parent.mkdir(parents=True, exist_ok=True)
+        _drop_partial_line(Path(journal))
     handle = open(journal, "a") if journal is not None else None
     try:
         chunks = _chunks(pending(), max(1, chunk_size))

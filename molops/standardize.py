@@ -47,6 +47,14 @@ def _tautomer_enumerator(max_tautomers: int) -> rdMolStandardize.TautomerEnumera
     return rdMolStandardize.TautomerEnumerator(params)
 
 
+def _check_bonded_elements(mol: Chem.Mol, allowed: frozenset[str], label: str) -> Chem.Mol:
+    """Reject unsupported elements bonded into a fragment; lone ions are counter-ions."""
+    for fragment in Chem.GetMolFrags(mol, asMols=True, sanitizeFrags=False):
+        if fragment.GetNumAtoms() > 1:
+            check_elements(fragment, allowed, label)
+    return mol
+
+
 def standardize(
     molecule: str | Chem.Mol, options: StandardizeOptions = StandardizeOptions()
 ) -> Chem.Mol:
@@ -58,9 +66,7 @@ def standardize(
     """
     mol = to_mol(molecule)
     label = describe_input(molecule if isinstance(molecule, str) else mol_to_smiles(mol))
-    for fragment in Chem.GetMolFrags(mol, asMols=True, sanitizeFrags=False):
-        if fragment.GetNumAtoms() > 1:  # bonded metals are complexes, not counter-ions
-            check_elements(fragment, options.allowed_elements, label)
+    _check_bonded_elements(mol, options.allowed_elements, label)
     steps = []
     if options.cleanup:
         steps.append(("cleanup", rdMolStandardize.Cleanup))
@@ -83,7 +89,7 @@ def standardize(
                 f"{label}: standardisation step '{step_name}' failed: {log.reason()}"
             )
         mol = result
-    return check_elements(mol, options.allowed_elements, label)
+    return _check_bonded_elements(mol, options.allowed_elements, label)
 
 
 def canonical_smiles(molecule: str | Chem.Mol, *, standardized: bool = False) -> str:

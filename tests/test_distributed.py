@@ -1,0 +1,116 @@
+"""molops.distributed: per-item failures, journals, resume after a real kill, clusters."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from functools import partial
+from pathlib import Path
+
+import pytest
+from distributed import LocalCluster
+
+from molops.distributed import map_items, read_journal
+from molops.descriptors import sa_score
+
+
+def _heavy_atoms(smiles: str) -> dict[str, int]:
+    from molops.io import to_mol
+
+    return {"heavy_atoms": to_mol(smiles).GetNumHeavyAtoms()}
+
+
+def _logged(func, log: Path, item):
+    """Call `func(item)` and append the item to `log`: the workers' record of what ran."""
+    with open(log, "a") as handle:
+        handle.write(f"{item}\n")
+    return func(item)
+
+
+def _calls(log: Path) -> list[str]:
+    return log.read_text().split() if log.exists() else []
+
+
+def _square(x: int) -> dict[str, int]:
+    return {"square": x * x}
+
+
+def test_failures_are_recorded_per_item_in_input_order():
+    frame = map_items(_heavy_atoms, ["CCO", "CX", "c1ccccc1", "C1CC"], processes=False, n_workers=2)
+    assert frame["key"].tolist() == [0, 1, 2, 3]
+    assert frame["heavy_atoms"].iloc[0] == 3 and frame["heavy_atoms"].iloc[2] == 6
+    assert frame["error"].iloc[0] is None and frame["error"].iloc[2] is None
+    assert frame["error"].iloc[1].startswith("ParseError: SMILES 'CX'")
+    assert "unclosed ring" in frame["error"].iloc[3]
+    assert (frame["seconds"] >= 0).all()
+
+
+def test_worker_processes_and_scalar_results():
+    # Real worker processes: the function and its results cross process boundaries.
+    frame = map_items(sa_score, {"aspirin": "CC(=O)Oc1ccccc1C(=O)O", "bad": "CX"}, chunk_size=2)
+    assert frame["key"].tolist() == ["aspirin", "bad"]
+    assert frame["result"].iloc[0] == pytest.approx(1.580, abs=1e-3)
+    assert frame["error"].iloc[1].startswith("ParseError")
+
+
+def test_existing_scheduler_address():
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+        frame = map_items(_heavy_atoms, ["CCN", "CCCl"], scheduler=cluster.scheduler_address)
+    assert frame["heavy_atoms"].tolist() == [3, 3]
+
+
+def test_journal_resume_skips_finished_items(tmp_path):
+    journal = tmp_path / "run.jsonl"
+    map_items(_heavy_atoms, ["C", "CC", "CX"], journal=journal, processes=False)
+    assert [row["key"] for row in read_journal(journal)] == [0, 1, 2]
+    with open(journal, "a") as handle:
+        handle.write('{"key": 3, "heavy')  # a write cut off by a crash
+    log = tmp_path / "calls.txt"
+    counting = partial(_logged, _heavy_atoms, log)
+    frame = map_items(counting, ["C", "CC", "CX", "CCC"], journal=journal, processes=False)
+    assert _calls(log) == ["CCC"]  # finished and failed items are not redone
+    assert frame["heavy_atoms"].tolist()[:2] == [1, 2] and frame["heavy_atoms"].iloc[3] == 3
+    assert frame["error"].iloc[2].startswith("ParseError")
+    log.unlink()
+    map_items(counting, ["C", "CC", "CX", "CCC"], journal=journal, processes=False, retry_failed=True)
+    assert _calls(log) == ["CX"]
+
+
+SLOW_JOB = """
+import sys, time
+from molops.distributed import map_items
+
+def slow_square(x):
+    time.sleep(0.15)
+    return {"square": x * x}
+
+if __name__ == "__main__":
+    map_items(slow_square, list(range(40)), journal=sys.argv[1], processes=False, n_workers=1, max_in_flight=1)
+"""
+
+
+def test_killed_run_resumes_without_redoing_work(tmp_path):
+    script = tmp_path / "job.py"
+    script.write_text(textwrap.dedent(SLOW_JOB))
+    journal = tmp_path / "job.jsonl"
+    process = subprocess.Popen([sys.executable, str(script), str(journal)])
+    deadline = time.time() + 60
+    while time.time() < deadline and len(read_journal(journal)) < 5:
+        time.sleep(0.05)
+    process.kill()
+    process.wait()
+    finished = {row["key"] for row in read_journal(journal)}
+    assert 5 <= len(finished) < 40, "the job should have been killed part-way"
+
+    log = tmp_path / "calls.txt"
+    frame = map_items(partial(_logged, _square, log), list(range(40)), journal=journal, processes=False)
+    calls = [int(x) for x in _calls(log)]
+    assert not finished & set(calls)
+    assert sorted(calls) == sorted(set(range(40)) - finished)
+    assert frame["square"].tolist() == [x * x for x in range(40)]
+    assert frame["error"].isna().all()
+    lines = [json.loads(line) for line in journal.read_text().splitlines() if line.strip()]
+    assert sorted(row["key"] for row in lines) == list(range(40))
