@@ -72,7 +72,7 @@ class _Capture:
             if not line or set(line) <= {"~", "^", " "} or "Failed parsing SMILES" in line:
                 continue
             skip_echo = "check for mistakes" in line
-            lines.append(line.removeprefix("SMILES Parse Error: "))
+            lines.append(line.removeprefix("SMILES Parse Error: ").rstrip(":"))
         return "; ".join(dict.fromkeys(lines)) or default
 
 

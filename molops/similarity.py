@@ -3,14 +3,17 @@
 `SimilarityIndex` stores a library's Morgan fingerprints as packed bits (one row of
 ``n_bits / 64`` uint64 words per molecule) with their bit counts, so one query against the
 1.58M-molecule MOSES training set is a vectorised AND + popcount over ~400 MB, done in
-cache-sized chunks. Tanimoto(a, b) = |a & b| / (|a| + |b| - |a & b|); two empty
+cache-sized chunks spread over a thread pool (one thread per core). Tanimoto(a, b) = |a & b| / (|a| + |b| - |a & b|); two empty
 fingerprints have similarity 0.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +26,12 @@ from molops.io import existing_file, to_mol
 
 __all__ = ["morgan_fingerprint", "tanimoto", "SimilarityIndex", "packed_fingerprints"]
 
-_CHUNK_ROWS = 1 << 15  # 32k rows x 256 B = 8 MB of fingerprints per step: stays in cache
+_CHUNK_ROWS = 1 << 14  # 16k rows x 256 B = 4 MB of fingerprints per step: stays in cache
+
+
+@lru_cache(maxsize=1)
+def _thread_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="molops-similarity")
 
 
 def _generator(radius: int, n_bits: int) -> rdFingerprintGenerator.FingerprintGenerator64:
@@ -169,12 +177,21 @@ class SimilarityIndex:
         q = self._query_bits(query)
         q_count = int(np.bitwise_count(q).sum())
         out = np.empty(len(self), dtype=np.float32)
-        for start in range(0, len(self), _CHUNK_ROWS):
+
+        def chunk(start: int) -> None:
             block = self.fingerprints[start : start + _CHUNK_ROWS]
             common = np.bitwise_count(block & q).sum(axis=1, dtype=np.int32)
             union = self.bit_counts[start : start + _CHUNK_ROWS] + q_count - common
-            np.divide(common, union, out=out[start : start + len(block)], where=union > 0)
-            out[start : start + len(block)][union == 0] = 0.0
+            target = out[start : start + len(block)]
+            np.divide(common, union, out=target, where=union > 0)
+            target[union == 0] = 0.0
+
+        starts = range(0, len(self), _CHUNK_ROWS)
+        if len(starts) > 1:
+            list(_thread_pool().map(chunk, starts))  # numpy releases the GIL in these loops
+        else:
+            for start in starts:
+                chunk(start)
         return out
 
     def search(

@@ -1,0 +1,90 @@
+"""The molops command line: every verb, its files, its errors and exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from rdkit import Chem
+from typer.testing import CliRunner
+
+from conftest import ASPIRIN, CAFFEINE, CISPLATIN
+from molops.cli import app
+from molops.io import read_molecules
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args))
+
+
+@pytest.mark.parametrize("verb", ["describe", "conformers", "similar"])
+def test_every_verb_has_help(verb):
+    result = run(verb, "--help")
+    assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_console_script_is_installed():
+    executable = Path(sys.executable).parent / "molops"  # the venv's entry point
+    assert executable.exists()
+    completed = subprocess.run([executable, "--help"], capture_output=True, text=True, check=True)
+    for verb in ("describe", "conformers", "similar"):
+        assert verb in completed.stdout
+
+
+def test_describe_smiles_prints_a_table():
+    result = run("describe", ASPIRIN)
+    assert result.exit_code == 0
+    assert "180.159" in result.output and "0.550" in result.output
+
+
+def test_describe_file_writes_every_row_with_errors(tmp_path):
+    source = tmp_path / "in.csv"
+    pd.DataFrame({"name": ["aspirin", "junk", "salt", "cisplatin"],
+                  "smiles": [ASPIRIN, "CX", "[Na+].CC(=O)[O-]", CISPLATIN]}).to_csv(source, index=False)
+    out = tmp_path / "out.csv"
+    result = run("describe", str(source), "-o", str(out))
+    assert result.exit_code == 0
+    table = pd.read_csv(out)
+    assert table["name"].tolist() == ["aspirin", "junk", "salt", "cisplatin"]
+    assert table["std_smiles"].iloc[2] == "CC(=O)O"  # standardised before describing
+    assert table["qed"].iloc[0] == pytest.approx(0.5501, abs=1e-4)
+    assert "line 3" in table["error"].iloc[1] and "Pt" in table["error"].iloc[3]
+    assert "2 of 4 failed" in result.output
+
+
+def test_bad_single_input_exits_non_zero(tmp_path):
+    result = run("describe", "C1CC")
+    assert result.exit_code == 1 and "unclosed ring" in result.output
+    result = run("describe", str(tmp_path / "missing.sdf"))
+    assert result.exit_code == 1 and "no such file" in result.output
+    result = run("conformers", CISPLATIN)
+    assert result.exit_code == 1 and "Pt" in result.output
+
+
+def test_conformers_writes_sdf_with_energies(tmp_path):
+    out = tmp_path / "confs.sdf"
+    result = run("conformers", "CCCCO", "-n", "4", "--seed", "3", "-o", str(out))
+    assert result.exit_code == 0
+    frame = read_molecules(out)
+    assert 1 < len(frame) <= 4
+    assert frame["relative_energy_kcal_mol"].iloc[0] == 0.0
+    assert (frame["relative_energy_kcal_mol"].diff().dropna() >= 0).all()
+    assert all(m.GetConformer().Is3D() and m.GetNumAtoms() == 15 for m in frame["mol"])
+    assert frame["name"].iloc[0] == "CCCCO"
+
+
+def test_similar_in_a_library_file(tmp_path):
+    library = tmp_path / "lib.smi"
+    library.write_text(f"{ASPIRIN} aspirin\n{CAFFEINE} caffeine\nCC(=O)Oc1ccccc1 phenyl_acetate\nCCCC butane\n")
+    out = tmp_path / "hits.csv"
+    result = run("similar", "CC(=O)Oc1ccccc1C(=O)OC", "--library", str(library), "-k", "2", "-o", str(out))
+    assert result.exit_code == 0
+    hits = pd.read_csv(out)
+    assert hits["id"].tolist() == ["aspirin", "phenyl_acetate"]
+    assert hits["similarity"].is_monotonic_decreasing
+    assert Chem.CanonSmiles(hits["smiles"].iloc[0]) == Chem.CanonSmiles(ASPIRIN)

@@ -1,0 +1,38 @@
+"""molops.library: the cached MOSES index and file libraries."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from conftest import ASPIRIN
+from molops import library
+from molops.data import moses_smiles
+from molops.errors import InputFileError
+
+
+def test_moses_index_is_built_once_then_loaded(tmp_path, monkeypatch):
+    monkeypatch.setenv("MOLOPS_CACHE", str(tmp_path))
+    subset = moses_smiles("train").iloc[:500]
+    monkeypatch.setattr(library, "moses_smiles", lambda split: subset)
+    messages: list[str] = []
+    built = library.load_library_index("moses", log=messages.append)
+    assert len(built) == 500 and "building" in messages[0]
+    assert library.moses_index_path() == tmp_path / "moses_train_morgan2_2048.npz"
+    assert library.moses_index_path().exists()
+    monkeypatch.setattr(library, "moses_smiles", lambda split: pytest.fail("index should come from the cache"))
+    loaded = library.load_library_index("MOSES")
+    assert loaded.search(subset.iloc[3], k=1)["id"].iloc[0] == 3
+
+
+def test_file_library_with_names_and_saved_index(tmp_path):
+    path = tmp_path / "lib.csv"
+    pd.DataFrame({"smiles": [ASPIRIN, "CX", "CCO"], "name": ["aspirin", "bad", ""]}).to_csv(path, index=False)
+    index_path = tmp_path / "lib.npz"
+    index = library.load_library_index(str(path), index=index_path)
+    assert list(index.ids) == ["aspirin", 4]  # unnamed rows are identified by their line
+    assert index_path.exists()
+    empty = tmp_path / "empty.smi"
+    empty.write_text("CX\n")
+    with pytest.raises(InputFileError, match="no readable molecule"):
+        library.load_library_index(str(empty))
