@@ -16,6 +16,7 @@ from typing import Annotated, Optional
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from molops.errors import ChemToolkitError
@@ -58,7 +59,7 @@ def main_options(
 
 
 def _fail(message: str) -> typer.Exit:
-    stderr.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code=1)
 
 
@@ -80,7 +81,7 @@ def _print_table(frame: pd.DataFrame, columns: list[str], title: str | None = No
     for column in shown:
         table.add_column(HEADERS.get(column, column), overflow="fold")
     for row in frame[shown].itertuples(index=False):
-        table.add_row(*("" if pd.isna(v) else f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
+        table.add_row(*("" if pd.isna(v) else f"{v:.3f}" if isinstance(v, float) else escape(str(v)) for v in row))
     console.print(table)
 
 
@@ -90,7 +91,8 @@ def _finish(frame: pd.DataFrame, out: Path | None, what: str) -> None:
         write_molecules(frame, out)
         console.print(f"wrote {len(frame) - failed} {what} to {out}")
     if failed:
-        stderr.print(f"[yellow]{failed} of {len(frame)} failed[/]; first error: {frame['error'].dropna().iloc[0]}")
+        first = escape(str(frame["error"].dropna().iloc[0]))
+        stderr.print(f"[yellow]{failed} of {len(frame)} failed[/]; first error: {first}", highlight=False)
         if failed == len(frame):
             raise typer.Exit(code=1)
 

@@ -3,7 +3,8 @@
 Recipe (RDKit): embed ``oversample * n_conformers`` ETKDGv3 conformers from a fixed seed,
 minimise each with MMFF94 (UFF where MMFF94 lacks parameters, e.g. boron), sort by energy,
 drop those above the energy window, then greedily keep conformers whose heavy-atom,
-symmetry-aware RMSD to every kept one exceeds the pruning threshold, up to ``n_conformers``.
+symmetry-aware RMSD to every kept one (and, for achiral molecules, to its mirror image)
+exceeds the pruning threshold, up to ``n_conformers``.
 Energies are the force field's, in kcal/mol.
 """
 
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 from rdkit import Chem
 from rdkit.Chem import AllChem, rdDistGeom, rdMolAlign
+from rdkit.Geometry import Point3D
 
 from molops.errors import ConformerError, describe_input
 from molops.io import ORGANIC_ELEMENTS, check_elements, mol_to_smiles, rdkit_errors, to_mol
@@ -57,6 +59,8 @@ class ConformerOptions:
         max_iterations: force-field minimisation steps per conformer.
         oversample: embed this many times `n_conformers` before pruning.
         n_threads: RDKit threads for embedding and minimisation (0 = all cores).
+        prune_mirror_images: for achiral molecules, treat a conformer and its mirror image
+            as one (they have identical energies and properties).
     """
 
     n_conformers: int = 10
@@ -67,6 +71,7 @@ class ConformerOptions:
     max_iterations: int = 2000
     oversample: int = 2
     n_threads: int = 1
+    prune_mirror_images: bool = True
 
     def __post_init__(self) -> None:
         if self.force_field not in FORCE_FIELDS:
@@ -152,20 +157,39 @@ def _choose_force_field(mol: Chem.Mol, requested: str, label: str) -> str:
     raise ConformerError(f"{label}: neither {requested} nor UFF has parameters for this molecule")
 
 
+def _mirrored(mol: Chem.Mol) -> Chem.Mol:
+    """A copy of `mol` with every conformer reflected through the yz plane."""
+    mirror = Chem.Mol(mol)
+    for conformer in mirror.GetConformers():
+        positions = conformer.GetPositions()
+        positions[:, 0] *= -1.0
+        for index, (x, y, z) in enumerate(positions):
+            conformer.SetAtomPosition(index, Point3D(x, y, z))
+    return mirror
+
+
 def _prune(
-    mol: Chem.Mol, order: list[int], threshold: float, limit: int
+    mol: Chem.Mol, order: list[int], threshold: float, limit: int, mirror_images: bool
 ) -> list[int]:
     heavy = Chem.RemoveHs(mol)
+    # Mirror-image conformers of an achiral molecule are the same conformer (same energy,
+    # same properties); of a chiral molecule they would be the other enantiomer, which
+    # ETKDG never makes, so the reflection test only applies to achiral molecules.
+    achiral = not Chem.FindMolChiralCenters(heavy, includeUnassigned=True, useLegacyImplementation=False)
+    mirror = _mirrored(heavy) if mirror_images and achiral else None
+
+    def distance(probe: int, ref: int) -> float:
+        # GetBestRMS aligns the probe in place: it only ever sees these hydrogen-free copies.
+        rms = rdMolAlign.GetBestRMS(heavy, heavy, prbId=probe, refId=ref, maxMatches=10000)
+        if mirror is not None:
+            rms = min(rms, rdMolAlign.GetBestRMS(mirror, heavy, prbId=probe, refId=ref, maxMatches=10000))
+        return rms
+
     kept: list[int] = []
     for conf_id in order:
         if len(kept) == limit:
             break
-        # GetBestRMS aligns the probe in place: work on the hydrogen-free copy only.
-        if all(
-            rdMolAlign.GetBestRMS(heavy, heavy, prbId=conf_id, refId=ref, maxMatches=10000)
-            > threshold
-            for ref in kept
-        ):
+        if all(distance(conf_id, ref) > threshold for ref in kept):
             kept.append(conf_id)
     return kept
 
@@ -208,7 +232,7 @@ def generate_conformers(
     if options.energy_window_kcal_mol is not None:
         lowest = energies[order[0]]
         order = [c for c in order if energies[c] - lowest <= options.energy_window_kcal_mol]
-    kept = _prune(mol, order, options.prune_rms_angstrom, options.n_conformers)
+    kept = _prune(mol, order, options.prune_rms_angstrom, options.n_conformers, options.prune_mirror_images)
 
     ensemble = Chem.Mol(mol)
     ensemble.RemoveAllConformers()

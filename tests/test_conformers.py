@@ -75,3 +75,13 @@ def test_bad_inputs_and_options():
         ConformerOptions(force_field="GAFF")
     with pytest.raises(TypeError, match="unknown conformer option"):
         generate_conformers("CCO", n_confs=3)
+
+
+def test_mirror_image_conformers_of_achiral_molecules_are_pruned():
+    melatonin = "COc1ccc2[nH]cc(CCNC(C)=O)c2c1"
+    pruned = generate_conformers(melatonin, n_conformers=10, seed=42)
+    energies = pruned.energies_kcal_mol
+    # An enantiomeric pair of conformers has the same MMFF energy; none should survive.
+    assert np.min(np.diff(energies)) > 1e-4
+    kept_mirrors = generate_conformers(melatonin, n_conformers=10, seed=42, prune_mirror_images=False)
+    assert len(kept_mirrors) > len(pruned)
