@@ -75,6 +75,15 @@ def load_input(value: str, smiles_column: str | None = None) -> pd.DataFrame:
     return pd.DataFrame({"smiles": [value], "mol": [to_mol(value)], "error": [None]})
 
 
+def _label(record: dict) -> str:
+    """How a CLI row names its input molecule: name, else SMILES, else record number."""
+    for key in ("name", "smiles"):
+        value = record.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return f"record {record.get('record')}"
+
+
 def _print_table(frame: pd.DataFrame, columns: list[str], title: str | None = None) -> None:
     table = Table(title=title, show_lines=False)
     shown = [c for c in columns if c in frame.columns]
@@ -146,8 +155,7 @@ def conformers(
         raise _fail(str(exc)) from None
     rows = []
     for record in tqdm(frame.to_dict("records"), desc="conformers", unit="mol", disable=len(frame) < 2):
-        name = record.get("name") or record.get("smiles") or f"record {record.get('record')}"
-        base = {"name": name, "mol": None, "error": record["error"]}
+        base = {"name": _label(record), "mol": None, "error": record["error"]}
         if record["error"] is None:
             try:
                 ensemble = generate_conformers(record["mol"], options)
@@ -185,7 +193,7 @@ def similar(
         raise _fail(str(exc)) from None
     results = []
     for record in queries.to_dict("records"):
-        label = record.get("smiles") or record.get("name") or f"record {record.get('record')}"
+        label = _label(record)
         if record["error"] is not None:
             results.append(pd.DataFrame({"query": [label], "error": [record["error"]]}))
             continue
