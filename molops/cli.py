@@ -206,6 +206,48 @@ def similar(
     _finish(frame, out, "neighbours")
 
 
+@app.command()
+def featurize(
+    input: InputArg,
+    out: Annotated[Path, typer.Option("--out", "-o", help="HDF5 feature cache to write (created or extended).")],
+    smiles_column: SmilesColumn = None,
+    scheduler: Annotated[Optional[str], typer.Option(help="Dask scheduler address (default: a local cluster).")] = None,
+    level: Annotated[str, typer.Option(help="Level of theory of the cheap calculation.")] = "hf/sto-3g/df",
+    gradient: Annotated[bool, typer.Option(help="Also compute the analytic nuclear gradient.")] = False,
+    workers: Annotated[Optional[int], typer.Option(help="Local Dask workers (default: one per core).")] = None,
+) -> None:
+    """Orbital features (cheap PySCF calculation) of every molecule, into an HDF5 cache.
+
+    3D inputs (SDF, XYZ, PDB) keep their geometry; SMILES get the lowest MMFF94 conformer.
+    Re-running with the same --out resumes: finished molecules are not recomputed.
+    """
+    from quantum_features.datasets import featurize_many
+    from quantum_features.levels import get_level
+
+    try:
+        get_level(level)
+        frame = load_input(input, smiles_column)
+    except (ChemToolkitError, KeyError) as exc:
+        raise _fail(str(exc).strip("'\"")) from None
+    records = frame.to_dict("records")
+    good = [r for r in records if r["error"] is None]
+    names = [f"{i}:{_label(r)}" for i, r in enumerate(records) if r["error"] is None]
+    result = featurize_many([r["mol"] for r in good], out, names=names, scheduler=scheduler,
+                            progress=True, n_workers=workers, level=level, gradient=gradient)
+    failed_inputs = pd.DataFrame(
+        {"key": [f"{i}:{_label(r)}" for i, r in enumerate(records) if r["error"] is not None],
+         "error": [r["error"] for r in records if r["error"] is not None]}
+    )
+    result = pd.concat([result, failed_inputs], ignore_index=True)
+    _print_table(result, ["key", "n_atoms", "energy_hartree", "seconds", "error"])
+    failed = int(result["error"].notna().sum())
+    console.print(f"{len(result) - failed} molecules featurised into {out}")
+    if failed:
+        stderr.print(f"[yellow]{failed} of {len(result)} failed[/]", highlight=False)
+        if failed == len(result):
+            raise typer.Exit(code=1)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

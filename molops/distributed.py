@@ -168,6 +168,7 @@ def map_items(
     description: str = "items",
     n_workers: int | None = None,
     processes: bool = True,
+    on_result: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> pd.DataFrame:
     """Apply `func` to every item on a Dask cluster and collect one row per item.
 
@@ -186,6 +187,9 @@ def map_items(
         chunk_size: items per Dask task (larger chunks amortise scheduling overhead).
         max_in_flight: chunks submitted at once (default: 4 per worker thread).
         progress: show a tqdm progress bar.
+        on_result: called in this process on every finished row, in completion order, before
+            the row is journaled; returns the row to keep (e.g. after moving large arrays to
+            a file, so that results are saved as they arrive).
 
     Returns:
         DataFrame with ``key``, the result columns, ``error`` (None on success) and
@@ -219,7 +223,7 @@ def map_items(
         first = next(chunks, None)
         if first is not None:
             with dask_client(scheduler, n_workers=n_workers, processes=processes) as client:
-                rows = _run_on(client, func, first, chunks, max_in_flight, handle, bar)
+                rows = _run_on(client, func, first, chunks, max_in_flight, handle, bar, on_result)
     finally:
         bar.close()
         if handle is not None:
@@ -245,6 +249,7 @@ def _run_on(
     max_in_flight: int | None,
     handle: Any,
     bar: tqdm,
+    on_result: Callable[[dict[str, Any]], dict[str, Any]] | None,
 ) -> list[dict[str, Any]]:
     if max_in_flight is None:
         threads = sum(client.nthreads().values()) or 1
@@ -269,6 +274,8 @@ def _run_on(
             message = f"{type(exc).__name__}: task failed on the cluster: {exc}"
             chunk_rows = [{"key": key, "error": message, "seconds": math.nan} for key, _ in chunk]
         future.release()
+        if on_result is not None:
+            chunk_rows = [on_result(row) for row in chunk_rows]
         if handle is not None:
             handle.write("".join(json.dumps(r, default=_jsonable) + "\n" for r in chunk_rows))
             handle.flush()

@@ -1,0 +1,300 @@
+"""The cheap mean-field calculation behind the orbital features (PySCF).
+
+`CheapCalculation` follows PySCF's habit: options are attributes, ``run()`` computes and
+returns the object, results are attributes (``e_tot`` in Hartree, ``converged``,
+``strategy``, ``gradient`` in Hartree/Å, ``timings`` in seconds).
+
+Closed shells run RHF (RKS for functionals), open shells UHF (default) or ROHF. When the
+SCF does not converge with DIIS, it is restarted from the last density with a level shift
+and damping, then with second-order (Newton) SCF; if that fails too, `SCFConvergenceError`
+is raised. A result is never returned unconverged.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from ase import Atoms
+from pyscf import df, dft, gto, scf
+from pyscf.data.nist import AU2DEBYE, BOHR
+from rdkit import Chem
+
+from molops.atoms import mol_to_atoms
+from molops.conformers import generate_conformers
+from molops.errors import UnsupportedElementError
+from molops.io import ORGANIC_ELEMENTS, to_mol
+from quantum_features.errors import ElectronCountError, QuantumError, SCFConvergenceError
+from quantum_features.levels import DEFAULT_LEVEL, Level, get_level
+
+__all__ = ["CheapCalculation", "OperatorMatrices", "prepare_atoms", "describe_atoms", "STRATEGIES"]
+
+#: SCF strategies tried in order; each restarts from the previous attempt's density.
+STRATEGIES = ("diis", "level_shift", "newton")
+
+
+def describe_atoms(atoms: Atoms) -> str:
+    """Name a structure in messages: SMILES if known, else formula; with charge and spin."""
+    name = atoms.info.get("smiles") or atoms.get_chemical_formula()
+    return (
+        f"{name} (charge {atoms.info.get('charge', 0)}, "
+        f"multiplicity {atoms.info.get('multiplicity', 1)})"
+    )
+
+
+def prepare_atoms(
+    molecule: str | Chem.Mol | Atoms,
+    charge: int | None = None,
+    multiplicity: int | None = None,
+    seed: int = 42,
+) -> Atoms:
+    """A 3D structure with ``info['charge']`` and ``info['multiplicity']`` set and checked.
+
+    SMILES and Mols without a conformer get the lowest MMFF94 conformer (ETKDGv3, `seed`);
+    Mols with a 3D conformer are used as they are (hydrogens added with coordinates).
+    Charge and multiplicity default to those stored on the input (formal charges and
+    radicals for RDKit input), else neutral and lowest spin.
+
+    Raises:
+        UnsupportedElementError: an element outside H, B, C, N, O, F, Si, P, S, Cl, Br, I.
+        ElectronCountError: charge and multiplicity do not fit the number of electrons.
+    """
+    if isinstance(molecule, Atoms):
+        atoms = molecule.copy()
+    else:
+        mol = to_mol(molecule)
+        if mol.GetNumConformers() and mol.GetConformer().Is3D():
+            atoms = mol_to_atoms(Chem.AddHs(mol, addCoords=True))
+        else:
+            atoms = generate_conformers(mol, n_conformers=1, seed=seed).to_atoms(0)
+    bad = sorted(set(atoms.get_chemical_symbols()) - ORGANIC_ELEMENTS)
+    if bad:
+        raise UnsupportedElementError(
+            f"{describe_atoms(atoms)}: unsupported element(s) {', '.join(bad)}; the cheap "
+            f"calculation supports {', '.join(sorted(ORGANIC_ELEMENTS))}"
+        )
+    if charge is not None:
+        atoms.info["charge"] = int(charge)
+    atoms.info.setdefault("charge", 0)
+    electrons = int(atoms.numbers.sum()) - int(atoms.info["charge"])
+    if multiplicity is not None:
+        atoms.info["multiplicity"] = int(multiplicity)
+    atoms.info.setdefault("multiplicity", 1 + electrons % 2)
+    unpaired = int(atoms.info["multiplicity"]) - 1
+    if electrons < 0 or unpaired < 0 or unpaired > electrons or (electrons - unpaired) % 2:
+        raise ElectronCountError(
+            f"{describe_atoms(atoms)}: {electrons} electrons cannot have multiplicity "
+            f"{unpaired + 1}; check the charge and spin"
+        )
+    return atoms
+
+
+@dataclass(frozen=True)
+class OperatorMatrices:
+    """AO matrices of a converged calculation (PySCF AO order, nao x nao).
+
+    Attributes:
+        overlap: S.
+        core_hamiltonian: H = T + V_nuc (Hartree).
+        fock: F (Hartree); the spin average (F_α + F_β)/2 for open shells.
+        density: P = P_α + P_β (electrons).
+        spin_density: P_α − P_β (zero for closed shells).
+        coulomb: J[P] (Hartree).
+        exchange: K[P_α] + K[P_β] (Hartree), so that F_HF = H + J − K/2 for closed shells.
+    """
+
+    overlap: np.ndarray
+    core_hamiltonian: np.ndarray
+    fock: np.ndarray
+    density: np.ndarray
+    spin_density: np.ndarray
+    coulomb: np.ndarray
+    exchange: np.ndarray
+
+
+class CheapCalculation:
+    """A mean-field single point (and optionally its analytic gradient) with PySCF.
+
+    Attributes (options; set before ``run()``):
+        atoms: the structure (Å), with ``info['charge']`` and ``info['multiplicity']``.
+        level: a name from `quantum_features.levels.LEVELS` or a `Level`.
+        open_shell: "uhf" or "rohf" for multiplicity > 1.
+        conv_tol: SCF energy convergence (Hartree); the density converges to ~sqrt of it.
+        max_cycle: SCF iterations per strategy.
+        strategies: strategies tried in order (subset of `STRATEGIES`).
+        gradient: also compute the analytic nuclear gradient.
+
+    Results (after ``run()``): ``e_tot`` (Hartree), ``converged`` (always True: failures
+    raise), ``strategy`` (the one that converged), ``gradient`` ([n_atoms, 3] Hartree/Å or
+    None), ``mf`` (the PySCF object), ``mol`` (the PySCF Mole), ``timings`` (seconds).
+    """
+
+    def __init__(
+        self,
+        molecule: str | Chem.Mol | Atoms,
+        *,
+        charge: int | None = None,
+        multiplicity: int | None = None,
+        level: str | Level = DEFAULT_LEVEL,
+        open_shell: str = "uhf",
+        conv_tol: float = 1e-8,
+        max_cycle: int = 60,
+        strategies: Sequence[str] = STRATEGIES,
+        gradient: bool = False,
+        seed: int = 42,
+    ) -> None:
+        self.atoms = prepare_atoms(molecule, charge, multiplicity, seed)
+        self.level = get_level(level)
+        if open_shell not in ("uhf", "rohf"):
+            raise ValueError(f"open_shell must be 'uhf' or 'rohf', got {open_shell!r}")
+        unknown = set(strategies) - set(STRATEGIES)
+        if unknown or not strategies:
+            raise ValueError(f"strategies must be a non-empty subset of {STRATEGIES}, got {strategies}")
+        self.open_shell = open_shell
+        self.conv_tol = conv_tol
+        self.max_cycle = max_cycle
+        self.strategies = tuple(strategies)
+        self.want_gradient = gradient
+        self.e_tot: float | None = None
+        self.converged = False
+        self.strategy: str | None = None
+        self.gradient: np.ndarray | None = None
+        self.mf = None
+        self.mol: gto.Mole | None = None
+        self.timings: dict[str, float] = {}
+
+    # ----------------------------------------------------------------------------- set-up
+    @property
+    def label(self) -> str:
+        return f"{describe_atoms(self.atoms)} at {self.level.name}"
+
+    def build_mole(self) -> gto.Mole:
+        multiplicity = int(self.atoms.info["multiplicity"])
+        try:
+            return gto.M(
+                atom=[(s, tuple(p)) for s, p in zip(self.atoms.get_chemical_symbols(), self.atoms.positions)],
+                unit="Angstrom",
+                basis=self.level.basis,
+                charge=int(self.atoms.info["charge"]),
+                spin=multiplicity - 1,
+                verbose=0,
+            )
+        except (RuntimeError, KeyError) as exc:
+            raise QuantumError(f"{self.label}: PySCF cannot build the molecule: {exc}") from None
+
+    def _scf_object(self, mol: gto.Mole):
+        closed = mol.spin == 0
+        if self.level.method == "hf":
+            cls = scf.RHF if closed else {"uhf": scf.UHF, "rohf": scf.ROHF}[self.open_shell]
+            mf = cls(mol)
+        else:
+            cls = dft.RKS if closed else {"uhf": dft.UKS, "rohf": dft.ROKS}[self.open_shell]
+            mf = cls(mol, xc=self.level.method)
+        if self.level.density_fit:
+            auxbasis = df.aug_etb(mol, beta=self.level.etb_beta) if self.level.etb_beta else None
+            mf = mf.density_fit(auxbasis=auxbasis)
+        mf.conv_tol = self.conv_tol
+        mf.max_cycle = self.max_cycle
+        return mf
+
+    def _configured(self, mol: gto.Mole, strategy: str):
+        mf = self._scf_object(mol)
+        if strategy == "level_shift":
+            mf.level_shift = 0.5  # Hartree: separates occupied and virtual levels
+            mf.damp = 0.5
+            mf.diis_start_cycle = 4
+        elif strategy == "newton":
+            mf = mf.newton()
+        return mf
+
+    # ----------------------------------------------------------------------------- run
+    def run(self) -> CheapCalculation:
+        """Converge the SCF (trying the strategies in turn), then the gradient if asked.
+
+        Raises:
+            SCFConvergenceError: no strategy converged.
+        """
+        start = time.perf_counter()
+        self.mol = self.build_mole()
+        density = None
+        history = []
+        for strategy in self.strategies:
+            mf = self._configured(self.mol, strategy)
+            mf.kernel(dm0=density)
+            history.append(f"{strategy}: {'converged' if mf.converged else 'not converged'} at E = {mf.e_tot:.8f} Ha")
+            if mf.converged:
+                break
+            density = mf.make_rdm1()
+        else:
+            raise SCFConvergenceError(
+                f"{self.label}: SCF did not converge within {self.max_cycle} cycles per strategy "
+                f"({'; '.join(history)})"
+            )
+        self.mf, self.strategy, self.converged = mf, strategy, True
+        self.e_tot = float(mf.e_tot)
+        self.timings["scf_s"] = time.perf_counter() - start
+        if self.want_gradient:
+            start = time.perf_counter()
+            grad_mf = mf.undo_newton() if hasattr(mf, "undo_newton") else mf
+            self.gradient = np.asarray(grad_mf.nuc_grad_method().kernel()) / BOHR  # Ha/Bohr -> Ha/Å
+            self.timings["gradient_s"] = time.perf_counter() - start
+        return self
+
+    def _require_run(self) -> None:
+        if self.mf is None:
+            raise QuantumError(f"{self.label}: call run() first")
+
+    # ----------------------------------------------------------------------------- results
+    def matrices(self) -> OperatorMatrices:
+        """The AO operator matrices of the converged calculation."""
+        self._require_run()
+        mf, mol = self.mf, self.mol
+        dm = np.asarray(mf.make_rdm1())
+        spin_resolved = dm.ndim == 3
+        density = dm[0] + dm[1] if spin_resolved else dm
+        spin_density = dm[0] - dm[1] if spin_resolved else np.zeros_like(dm)
+        vj, vk = mf.get_jk(mol, dm)
+        coulomb = vj[0] + vj[1] if spin_resolved else vj
+        exchange = vk[0] + vk[1] if spin_resolved else vk
+        fock = mf.get_fock(dm=mf.make_rdm1())
+        if hasattr(fock, "focka"):  # ROHF keeps the spin Fock matrices as attributes
+            fock = (np.asarray(fock.focka) + np.asarray(fock.fockb)) / 2
+        fock = np.asarray(fock)
+        if fock.ndim == 3:
+            fock = fock.mean(axis=0)
+        return OperatorMatrices(
+            overlap=mol.intor_symmetric("int1e_ovlp"),
+            core_hamiltonian=np.asarray(mf.get_hcore()),
+            fock=fock,
+            density=density,
+            spin_density=spin_density,
+            coulomb=np.asarray(coulomb),
+            exchange=np.asarray(exchange),
+        )
+
+    def frontier_orbitals(self) -> tuple[float, float]:
+        """(HOMO, LUMO) orbital energies in Hartree (over both spins for open shells)."""
+        self._require_run()
+        energies = np.concatenate([np.ravel(e) for e in np.atleast_2d(self.mf.mo_energy)])
+        occupations = np.concatenate([np.ravel(o) for o in np.atleast_2d(self.mf.mo_occ)])
+        occupied = energies[occupations > 0]
+        virtual = energies[occupations == 0]
+        homo = float(occupied.max())
+        lumo = float(virtual.min()) if virtual.size else float("nan")
+        return homo, lumo
+
+    def dipole_debye(self, density: np.ndarray | None = None) -> np.ndarray:
+        """Dipole moment (Debye) about the centre of nuclear charge (origin-independent)."""
+        self._require_run()
+        mol = self.mol
+        density = self.matrices().density if density is None else density
+        charges = mol.atom_charges()
+        coords = mol.atom_coords()  # Bohr
+        centre = charges @ coords / charges.sum()
+        with mol.with_common_orig(centre):
+            ao_dipole = mol.intor_symmetric("int1e_r")
+        electronic = np.einsum("xij,ji->x", ao_dipole, density)
+        nuclear = charges @ (coords - centre)
+        return (nuclear - electronic) * AU2DEBYE

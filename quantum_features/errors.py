@@ -1,0 +1,19 @@
+"""Errors of the quantum-chemistry layer (all are `molops.errors.ChemToolkitError`)."""
+
+from __future__ import annotations
+
+from molops.errors import ChemToolkitError
+
+__all__ = ["QuantumError", "SCFConvergenceError", "ElectronCountError"]
+
+
+class QuantumError(ChemToolkitError):
+    """A quantum-chemistry calculation cannot be set up or did not succeed."""
+
+
+class SCFConvergenceError(QuantumError):
+    """The SCF did not converge, even after every fallback strategy."""
+
+
+class ElectronCountError(QuantumError, ValueError):
+    """Charge and spin multiplicity are inconsistent with the molecule's electrons."""
