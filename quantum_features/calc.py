@@ -27,6 +27,7 @@ from molops.conformers import generate_conformers
 from molops.errors import UnsupportedElementError
 from molops.io import ORGANIC_ELEMENTS, to_mol
 from quantum_features.errors import ElectronCountError, QuantumError, SCFConvergenceError
+from quantum_features.fast_jk import use_in_memory_jk
 from quantum_features.levels import DEFAULT_LEVEL, Level, get_level
 
 __all__ = ["CheapCalculation", "OperatorMatrices", "prepare_atoms", "describe_atoms", "STRATEGIES"]
@@ -125,6 +126,8 @@ class CheapCalculation:
         max_cycle: SCF iterations per strategy.
         strategies: strategies tried in order (subset of `STRATEGIES`).
         gradient: also compute the analytic nuclear gradient.
+        max_memory_mb: largest density-fitting tensor kept unpacked in memory for fast J/K
+            builds (`quantum_features.fast_jk`); bigger molecules use PySCF's blocked code.
 
     Results (after ``run()``): ``e_tot`` (Hartree), ``converged`` (always True: failures
     raise), ``strategy`` (the one that converged), ``gradient`` ([n_atoms, 3] Hartree/Å or
@@ -144,6 +147,7 @@ class CheapCalculation:
         strategies: Sequence[str] = STRATEGIES,
         gradient: bool = False,
         seed: int = 42,
+        max_memory_mb: float = 2000.0,
     ) -> None:
         self.atoms = prepare_atoms(molecule, charge, multiplicity, seed)
         self.level = get_level(level)
@@ -157,6 +161,7 @@ class CheapCalculation:
         self.max_cycle = max_cycle
         self.strategies = tuple(strategies)
         self.want_gradient = gradient
+        self.max_memory_mb = max_memory_mb
         self.e_tot: float | None = None
         self.converged = False
         self.strategy: str | None = None
@@ -195,6 +200,9 @@ class CheapCalculation:
         if self.level.density_fit:
             auxbasis = df.aug_etb(mol, beta=self.level.etb_beta) if self.level.etb_beta else None
             mf = mf.density_fit(auxbasis=auxbasis)
+            tensor_mb = mf.with_df.get_naoaux() * mol.nao**2 * 8 / 1e6
+            if tensor_mb <= self.max_memory_mb:
+                use_in_memory_jk(mf)  # ~3x faster SCF cycles; PySCF's blocked code otherwise
         mf.conv_tol = self.conv_tol
         mf.max_cycle = self.max_cycle
         return mf
@@ -255,18 +263,23 @@ class CheapCalculation:
         spin_resolved = dm.ndim == 3
         density = dm[0] + dm[1] if spin_resolved else dm
         spin_density = dm[0] - dm[1] if spin_resolved else np.zeros_like(dm)
-        vj, vk = mf.get_jk(mol, dm)
-        coulomb = vj[0] + vj[1] if spin_resolved else vj
-        exchange = vk[0] + vk[1] if spin_resolved else vk
-        fock = mf.get_fock(dm=mf.make_rdm1())
-        if hasattr(fock, "focka"):  # ROHF keeps the spin Fock matrices as attributes
-            fock = (np.asarray(fock.focka) + np.asarray(fock.fockb)) / 2
-        fock = np.asarray(fock)
-        if fock.ndim == 3:
-            fock = fock.mean(axis=0)
+        vj, vk = mf.get_jk(mol, mf.make_rdm1())
+        coulomb = np.asarray(vj[0] + vj[1] if spin_resolved else vj)
+        exchange = np.asarray(vk[0] + vk[1] if spin_resolved else vk)
+        hcore = np.asarray(mf.get_hcore())
+        if self.level.method == "hf":
+            # (F_α + F_β)/2 = H + J − (K_α + K_β)/2, also for ROHF: no second J/K build.
+            fock = hcore + coulomb - exchange / 2
+        else:
+            fock = mf.get_fock(dm=mf.make_rdm1())
+            if hasattr(fock, "focka"):  # ROKS keeps the spin Fock matrices as attributes
+                fock = (np.asarray(fock.focka) + np.asarray(fock.fockb)) / 2
+            fock = np.asarray(fock)
+            if fock.ndim == 3:
+                fock = fock.mean(axis=0)
         return OperatorMatrices(
             overlap=mol.intor_symmetric("int1e_ovlp"),
-            core_hamiltonian=np.asarray(mf.get_hcore()),
+            core_hamiltonian=hcore,
             fock=fock,
             density=density,
             spin_density=spin_density,

@@ -88,3 +88,22 @@ def test_similar_in_a_library_file(tmp_path):
     assert hits["id"].tolist() == ["aspirin", "phenyl_acetate"]
     assert hits["similarity"].is_monotonic_decreasing
     assert Chem.CanonSmiles(hits["smiles"].iloc[0]) == Chem.CanonSmiles(ASPIRIN)
+
+
+def test_featurize_writes_a_cache_and_resumes(tmp_path):
+    from quantum_features.cache import FeatureCache
+
+    source = tmp_path / "mols.smi"
+    source.write_text("CCO ethanol\nCC(=O)[O-] acetate\nCX broken\nC[Pt] platinum\n")
+    out = tmp_path / "features.h5"
+    result = run("featurize", str(source), "--out", str(out), "--workers", "1")
+    assert result.exit_code == 0, result.output
+    assert "2 molecules featurised" in result.output and "2 of 4 failed" in result.output
+    with FeatureCache(out, mode="r") as cache:
+        assert len(cache) == 2
+    again = run("featurize", str(source), "--out", str(out), "--workers", "1")
+    assert again.exit_code == 0 and "2 molecules featurised" in again.output
+    rows = (tmp_path / "features.h5.journal.jsonl").read_text().splitlines()
+    assert len(rows) == 3  # ethanol, acetate and the platinum failure: none computed twice
+    bad_level = run("featurize", "CCO", "--out", str(out), "--level", "mp2")
+    assert bad_level.exit_code == 1 and "unknown level of theory" in bad_level.output
