@@ -27,7 +27,7 @@ from molops.conformers import generate_conformers
 from molops.errors import UnsupportedElementError
 from molops.io import ORGANIC_ELEMENTS, to_mol
 from quantum_features.errors import ElectronCountError, QuantumError, SCFConvergenceError
-from quantum_features.fast_jk import use_in_memory_jk
+from quantum_features.fast_scf import use_fast_scf
 from quantum_features.levels import DEFAULT_LEVEL, Level, get_level
 
 __all__ = ["CheapCalculation", "OperatorMatrices", "prepare_atoms", "describe_atoms", "STRATEGIES"]
@@ -127,7 +127,7 @@ class CheapCalculation:
         strategies: strategies tried in order (subset of `STRATEGIES`).
         gradient: also compute the analytic nuclear gradient.
         max_memory_mb: largest density-fitting tensor kept unpacked in memory for fast J/K
-            builds (`quantum_features.fast_jk`); bigger molecules use PySCF's blocked code.
+            builds (`quantum_features.fast_scf`); bigger molecules use PySCF's blocked code.
 
     Results (after ``run()``): ``e_tot`` (Hartree), ``converged`` (always True: failures
     raise), ``strategy`` (the one that converged), ``gradient`` ([n_atoms, 3] Hartree/Å or
@@ -202,7 +202,7 @@ class CheapCalculation:
             mf = mf.density_fit(auxbasis=auxbasis)
             tensor_mb = mf.with_df.get_naoaux() * mol.nao**2 * 8 / 1e6
             if tensor_mb <= self.max_memory_mb:
-                use_in_memory_jk(mf)  # ~3x faster SCF cycles; PySCF's blocked code otherwise
+                use_fast_scf(mf)  # ~3x faster SCF cycles; PySCF's blocked code otherwise
         mf.conv_tol = self.conv_tol
         mf.max_cycle = self.max_cycle
         return mf
@@ -241,7 +241,8 @@ class CheapCalculation:
                 f"({'; '.join(history)})"
             )
         self.mf, self.strategy, self.converged = mf, strategy, True
-        self.e_tot = float(mf.e_tot)
+        # Re-evaluated on the converged density: J/K of an unchanged density are float64.
+        self.e_tot = float(mf.energy_tot(dm=mf.make_rdm1()))
         self.timings["scf_s"] = time.perf_counter() - start
         if self.want_gradient:
             start = time.perf_counter()
