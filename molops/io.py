@@ -18,6 +18,7 @@ from __future__ import annotations
 import gzip
 import io
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -55,6 +56,9 @@ _TIMESTAMP = re.compile(r"^\[\d\d:\d\d:\d\d\]\s*")
 # --------------------------------------------------------------------------------------------
 # RDKit log capture: RDKit reports *why* parsing failed only through its log.
 # --------------------------------------------------------------------------------------------
+_RDKIT_LOG_LOCK = threading.RLock()
+
+
 class _Capture:
     """Collected RDKit error-log lines, cleaned of timestamps and echo/caret lines."""
 
@@ -80,11 +84,20 @@ class _Capture:
 def rdkit_errors() -> Iterator[_Capture]:
     """Capture RDKit's error log (instead of printing it) for use in exception messages."""
     capture = _Capture()
+    # RDKit's log redirection is process-global: two threads (Dask workers with
+    # processes=False) entering and leaving captures out of order would leave the logger
+    # writing to a freed stream, which crashed the interpreter at exit. One capture at a time.
+    with _RDKIT_LOG_LOCK, _capture_into(capture):
+        yield capture
+
+
+@contextmanager
+def _capture_into(capture: _Capture) -> Iterator[None]:
     # BlockLogs (outer) mutes warnings that would flood batch jobs; the inner capture still
     # receives the error channel. The order matters: the other way round nothing is captured.
     with rdBase.BlockLogs(), rdBase.CaptureErrorLog() as log:
         try:
-            yield capture
+            yield
         finally:
             capture.raw = log.messages
 

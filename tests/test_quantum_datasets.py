@@ -127,3 +127,17 @@ def test_qm9_loader_units_and_split():
     atoms = qm9_atoms(water)
     assert atoms.get_chemical_formula() == "H2O" and atoms.info["charge"] == 0
     assert np.linalg.norm(atoms.positions[0] - atoms.positions[1]) == pytest.approx(0.96, abs=0.01)
+
+
+def test_threaded_featurisation_exits_cleanly(tmp_path):
+    # Dask threads (processes=False) used to interleave RDKit's process-global log captures,
+    # leaving its logger on a freed stream: every result was right, then SIGSEGV at exit.
+    script = textwrap.dedent(
+        f"""
+        from quantum_features.datasets import featurize_many
+        frame = featurize_many(["CO", "CCO", "C1CC"], {str(tmp_path / "f.h5")!r}, processes=False)
+        assert frame["error"].notna().sum() == 1, frame
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"exit code {done.returncode}: {done.stderr[-2000:]}"
