@@ -26,7 +26,7 @@ from molops.io import READERS, mol_to_smiles, read_molecules, to_mol, write_mole
 
 app = typer.Typer(
     name="molops",
-    help="Molecule operations: descriptors, conformers, similarity search (and more to come).",
+    help="Molecule operations: descriptors, conformers, similarity search, orbital features, quantum-property prediction.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -41,6 +41,8 @@ HEADERS = {
     "sa_score": "SA", "penalized_logp": "pen. logP", "passes_lipinski": "Ro5",
     "n_pains_alerts": "PAINS", "n_brenk_alerts": "Brenk", "relative_energy_kcal_mol": "ΔE (kcal/mol)",
     "energy_kcal_mol": "E (kcal/mol)", "conformer_id": "conf", "force_field": "FF",
+    "energy_hartree": "E (Ha)", "homo_ev": "HOMO (eV)", "lumo_ev": "LUMO (eV)", "gap_ev": "gap (eV)",
+    "gap_std_ev": "± gap", "dipole_debye": "μ (D)",
 }
 
 InputArg = Annotated[str, typer.Argument(help="A SMILES string or a molecule file (.smi/.csv/.sdf/.mol2/.pdb/.xyz).")]
@@ -246,6 +248,63 @@ def featurize(
         stderr.print(f"[yellow]{failed} of {len(result)} failed[/]", highlight=False)
         if failed == len(result):
             raise typer.Exit(code=1)
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="YAML training config (see quantum_features/configs/).")],
+    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Override the config's out_dir.")] = None,
+    max_minutes: Annotated[Optional[float], typer.Option(help="Stop after this many minutes; run again to resume.")] = None,
+) -> None:
+    """Train the orbital-feature property network on QM9 (resumes from out_dir/last.pt)."""
+    from dataclasses import replace
+
+    from quantum_features.train import load_config
+    from quantum_features.train import train as run_training
+
+    try:
+        settings = load_config(config)
+    except (FileNotFoundError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    if out_dir is not None:
+        settings = replace(settings, out_dir=str(out_dir))
+    if max_minutes is not None:
+        settings = replace(settings, max_minutes=max_minutes)
+    summary = run_training(settings)
+    console.print(f"epoch {summary['epoch']} (best {summary['best_epoch']}): {summary['stop_reason'] or 'stopped'}")
+    for key, value in summary["val_mae"].items():
+        console.print(f"  validation {key}: {value:.4g}")
+
+
+@app.command()
+def predict(
+    input: InputArg,
+    out: OutOption = None,
+    smiles_column: SmilesColumn = None,
+    model: Annotated[Optional[list[Path]], typer.Option("--model", help="Weights file(s); default: the shipped ensemble.")] = None,
+) -> None:
+    """Quantum properties (energy, HOMO, LUMO, gap, dipole) from the orbital-feature network.
+
+    Each molecule gets a cheap HF/STO-3G calculation on its lowest MMFF94 conformer (3D
+    inputs keep their geometry); the *_std columns are the ensemble spread.
+    """
+    from quantum_features.predict import load_ensemble, predict_properties
+
+    try:
+        frame = load_input(input, smiles_column)
+        ensemble = load_ensemble(model or None)
+    except (ChemToolkitError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from None
+    good = frame["error"].isna().to_numpy()
+    predicted = predict_properties(list(frame.loc[good, "mol"]), models=ensemble, progress=True)
+    result = frame.drop(columns=["mol"]).copy()
+    for column in predicted.columns.drop(["input", "error"]):
+        result.loc[good, column] = predicted[column].to_numpy()
+    result.loc[good, "error"] = predicted["error"].to_numpy()
+    columns = ["name", "smiles", "energy_hartree", "homo_ev", "lumo_ev", "gap_ev", "gap_std_ev", "dipole_debye", "error"]
+    if out is None or len(result) <= 20:
+        _print_table(result, columns)
+    _finish(result, out, "predictions")
 
 
 def main() -> None:

@@ -207,12 +207,13 @@ def map_items(
             if key in order:
                 raise ValueError(f"duplicate key {key!r} in map_items input")
             order[key] = len(order)
-            if key not in done:
+            if key in done:
+                bar.update(1)  # finished in an earlier run
+            else:
                 yield key, item
 
     total = len(items) if hasattr(items, "__len__") else None
     bar = tqdm(total=total, desc=description, unit="item", disable=not progress)
-    bar.update(len(done))
     rows: list[dict[str, Any]] = []
     if journal is not None:
         Path(journal).parent.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 from ase import Atoms
 from pyscf.data.nist import HARTREE2EV
 from rdkit import Chem
@@ -47,6 +48,10 @@ __all__ = [
     "load_qm9",
     "qm9_atoms",
     "qm9_split",
+    "qm9_subset",
+    "qm9_graphs",
+    "qm9_graph",
+    "QM9_MODEL_TARGETS",
     "QM9_TARGETS",
     "SPLIT_SIZES",
 ]
@@ -231,10 +236,81 @@ def qm9_atoms(row: pd.Series) -> Atoms:
 
 
 @lru_cache(maxsize=1)
+@lru_cache(maxsize=1)
+def _qm9_hash_order() -> tuple[int, ...]:
+    ids = pd.concat([pd.read_csv(path, usecols=["Index"])["Index"] for path in _qm9_files()]).to_numpy()
+    return tuple(sorted(ids.tolist(), key=lambda i: hashlib.sha256(f"qm9-{i}".encode()).hexdigest()))
+
+
 def qm9_split() -> pd.Series:
     """train/val/test label of every QM9 id (see the module docstring for the rule)."""
-    ids = pd.concat([pd.read_csv(path, usecols=["Index"])["Index"] for path in _qm9_files()]).to_numpy()
-    order = sorted(ids.tolist(), key=lambda i: hashlib.sha256(f"qm9-{i}".encode()).hexdigest())
+    order = _qm9_hash_order()
     n_train, n_val = SPLIT_SIZES["train"], SPLIT_SIZES["val"]
     labels = ["train"] * n_train + ["val"] * n_val + ["test"] * (len(order) - n_train - n_val)
     return pd.Series(labels, index=pd.Index(order, name="qm9_id"), name="split").sort_index()
+
+
+def qm9_subset(split: str, n: int | None = None) -> list[int]:
+    """The first `n` QM9 ids of `split` in the fixed hash order (nested: 1,000 ⊂ 10,000).
+
+    QM9's own ids grow with molecule size, so "the first N ids" would be a biased sample;
+    the hash order is not.
+    """
+    if split not in SPLIT_SIZES and split != "test":
+        raise ValueError(f"split {split!r}: expected 'train', 'val' or 'test'")
+    order = _qm9_hash_order()
+    n_train, n_val = SPLIT_SIZES["train"], SPLIT_SIZES["val"]
+    bounds = {"train": (0, n_train), "val": (n_train, n_train + n_val), "test": (n_train + n_val, len(order))}
+    start, stop = bounds[split]
+    ids = list(order[start:stop])
+    return ids if n is None else ids[:n]
+
+
+#: Training-target name -> `load_qm9` column (units: Hartree, eV, eV, eV, Debye).
+QM9_MODEL_TARGETS: dict[str, str] = {
+    "energy": "u0_hartree",
+    "homo": "homo_ev",
+    "lumo": "lumo_ev",
+    "gap": "gap_ev",
+    "dipole": "dipole_debye",
+}
+
+
+def qm9_graphs(
+    split: str,
+    n: int | None,
+    cache_path: str | Path,
+    *,
+    scheduler: Scheduler = None,
+    progress: bool = False,
+) -> list:
+    """QM9 graphs with targets for training/evaluation, featurising what the cache lacks.
+
+    The first `n` molecules of `split` (`qm9_subset`) are featurised into `cache_path`
+    (resumable: see `featurize_many`), then loaded as `Data` objects carrying ``qm9_id`` and
+    ``y_<target>`` for each `QM9_MODEL_TARGETS` entry (``y_energy`` float64 Hartree, the
+    rest float32 in eV/Debye). Molecules whose calculation failed are left out (and listed
+    in the cache's journal with the reason).
+    """
+    frame = load_qm9().loc[qm9_subset(split, n)]
+    atoms = {int(qm9_id): qm9_atoms(row) for qm9_id, row in frame.iterrows()}
+    result = featurize_many(list(atoms.values()), cache_path, names=list(atoms), scheduler=scheduler, progress=progress)
+    result = result.set_index("key")
+    graphs = []
+    with FeatureCache(cache_path, mode="r") as cache:
+        for qm9_id, row in frame.iterrows():
+            key = result.loc[int(qm9_id)]
+            if isinstance(key.get("error"), str):
+                continue
+            graphs.append(qm9_graph(cache.get(key["cache_key"]), row))
+    return graphs
+
+
+def qm9_graph(features: OrbitalFeatures, row: pd.Series):
+    """A `Data` graph of `features` with the targets of QM9 row `row` (``y_<target>``)."""
+    data = features.to_data()
+    data.qm9_id = torch.tensor([int(row.name)])
+    for name, column in QM9_MODEL_TARGETS.items():
+        dtype = torch.float64 if name == "energy" else torch.float32
+        setattr(data, f"y_{name}", torch.tensor([row[column]], dtype=dtype))
+    return data

@@ -1,0 +1,153 @@
+"""Property prediction with the shipped (or any trained) orbital-feature network.
+
+`predict_properties` takes SMILES, RDKit Mols or `ase.Atoms`, runs the cheap calculation
+for each (SMILES and Mols without 3D coordinates get their lowest MMFF94 conformer), and
+returns one row per input with the ensemble mean and its spread:
+
+=====================  =========================================================
+``energy_hartree``     U0-like total energy at 0 K (Hartree; QM9's B3LYP level)
+``homo_ev``            HOMO energy (eV)          ``lumo_ev``  LUMO energy (eV)
+``gap_ev``             HOMO–LUMO gap (eV)        ``dipole_debye``  |μ| (Debye)
+``*_std_*``            standard deviation across the ensemble members (same unit)
+``energy_cheap_hartree``  the cheap (HF/STO-3G) energy the Δ-model builds on
+``warning``            why a prediction is an extrapolation (e.g. larger than QM9)
+``error``              why a row has no prediction (bad SMILES, unsupported element …)
+=====================  =========================================================
+
+The spread of an ensemble of independently trained networks is the uncertainty estimate:
+it grows away from the training data but is not a calibrated error bar. Elements the
+networks never saw in training are refused (an error row) rather than guessed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from ase import Atoms
+from rdkit import Chem
+from torch_geometric.data import Batch
+from tqdm.auto import tqdm
+
+from molops.errors import ChemToolkitError
+from molops.table import object_column
+from quantum_features.calc import prepare_atoms
+from quantum_features.features import featurize
+from quantum_features.model import ELEMENTS, OrbitalPropertyNet
+from quantum_features.train import load_model
+
+__all__ = ["predict_properties", "default_model_paths", "load_ensemble", "WEIGHTS_DIR"]
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+_SYMBOLS = {1: "H", 5: "B", 6: "C", 7: "N", 8: "O", 9: "F", 14: "Si", 15: "P", 16: "S", 17: "Cl", 35: "Br", 53: "I"}
+_OUTPUTS = {"energy": ("energy_hartree", "energy_std_hartree"), "homo": ("homo_ev", "homo_std_ev"),
+            "lumo": ("lumo_ev", "lumo_std_ev"), "gap": ("gap_ev", "gap_std_ev"),
+            "dipole_norm": ("dipole_debye", "dipole_std_debye")}
+QM9_MAX_HEAVY_ATOMS = 9
+
+
+def default_model_paths() -> list[Path]:
+    """The shipped ensemble members (``quantum_features/weights/qm9_orbital_*.pt``)."""
+    paths = sorted(WEIGHTS_DIR.glob("qm9_orbital_*.pt"))
+    if not paths:
+        raise FileNotFoundError(f"{WEIGHTS_DIR}: no shipped weights (qm9_orbital_*.pt)")
+    return paths
+
+
+def load_ensemble(models: Any = None) -> list[OrbitalPropertyNet]:
+    """Models from None (the shipped ensemble), a path, a model, or a list of either."""
+    if models is None:
+        models = default_model_paths()
+    if isinstance(models, (str, Path, OrbitalPropertyNet)):
+        models = [models]
+    loaded = [m if isinstance(m, OrbitalPropertyNet) else load_model(m) for m in models]
+    if not loaded:
+        raise ValueError("an empty list of models")
+    for m in loaded:
+        m.eval()
+    return loaded
+
+
+def _label(molecule: Any, position: int) -> str:
+    if isinstance(molecule, str):
+        return molecule
+    if isinstance(molecule, Atoms):
+        return molecule.info.get("smiles") or molecule.get_chemical_formula()
+    if isinstance(molecule, Chem.Mol):
+        return Chem.MolToSmiles(Chem.RemoveHs(molecule)) if molecule.GetNumAtoms() else f"molecule {position}"
+    return f"input {position}"
+
+
+def predict_properties(
+    molecules: str | Chem.Mol | Atoms | Sequence[str | Chem.Mol | Atoms],
+    *,
+    models: Any = None,
+    charge: int | None = None,
+    multiplicity: int | None = None,
+    seed: int = 42,
+    batch_size: int = 16,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Predict energy, HOMO, LUMO, gap and dipole for each molecule (units in the column names).
+
+    Args:
+        molecules: one molecule or a sequence (SMILES, RDKit Mol, ase.Atoms).
+        models: None for the shipped ensemble, or path(s)/model(s) from `quantum_features.train`.
+        charge, multiplicity: override what the input says (default: from the input, else 0 / lowest).
+        seed: conformer-generation seed for inputs without 3D coordinates.
+
+    Returns:
+        DataFrame, one row per input in order (see the module docstring for the columns);
+        failed rows keep their ``input`` and ``error`` and NaN values.
+    """
+    if isinstance(molecules, (str, Chem.Mol, Atoms)):
+        molecules = [molecules]
+    ensemble = load_ensemble(models)
+    trained = set.intersection(*[{z for z, ok in zip(ELEMENTS, m.trained_elements.tolist()) if ok} for m in ensemble])
+    rows: list[dict[str, Any]] = []
+    ready: list[tuple[int, Any]] = []
+    for position, molecule in enumerate(tqdm(molecules, desc="featurise", disable=not progress)):
+        row: dict[str, Any] = {"input": _label(molecule, position), "warning": None, "error": None}
+        rows.append(row)
+        try:
+            atoms = prepare_atoms(molecule, charge, multiplicity, seed=seed)
+            unknown = sorted({int(z) for z in atoms.numbers} - trained)
+            if unknown:
+                names = ", ".join(_SYMBOLS.get(z, str(z)) for z in unknown)
+                known = ", ".join(_SYMBOLS[z] for z in sorted(trained))
+                raise ChemToolkitError(f"{row['input']}: element(s) {names} are outside the model's training data ({known})")
+            features = featurize(atoms)
+        except (ChemToolkitError, ValueError) as exc:
+            row["error"] = str(exc)
+            continue
+        heavy = int((atoms.numbers > 1).sum())
+        row.update(n_atoms=len(atoms), charge=int(atoms.info["charge"]), multiplicity=int(atoms.info["multiplicity"]),
+                   energy_cheap_hartree=features.energy_hartree)
+        if heavy > QM9_MAX_HEAVY_ATOMS:
+            row["warning"] = f"{heavy} heavy atoms: larger than any QM9 training molecule (≤ {QM9_MAX_HEAVY_ATOMS}); extrapolation"
+        ready.append((position, features.to_data()))
+
+    for start in range(0, len(ready), batch_size):
+        chunk = ready[start : start + batch_size]
+        batch = Batch.from_data_list([data for _, data in chunk])
+        with torch.no_grad():
+            outputs = [model(batch) for model in ensemble]
+        for name, (column, std_column) in _OUTPUTS.items():
+            values = torch.stack([o[name].double() for o in outputs]).numpy()  # [members, B]
+            for j, (position, _) in enumerate(chunk):
+                rows[position][column] = float(values[:, j].mean())
+                rows[position][std_column] = float(values[:, j].std(ddof=1)) if len(ensemble) > 1 else np.nan
+    frame = pd.DataFrame(rows)
+    ordered = ["input", "n_atoms", "charge", "multiplicity"] + [c for pair in _OUTPUTS.values() for c in pair]
+    ordered += ["energy_cheap_hartree", "warning", "error"]
+    for column in ordered:
+        if column not in frame.columns:
+            frame[column] = np.nan
+    frame = frame[ordered].copy()
+    for column in ("warning", "error"):
+        frame[column] = object_column(frame[column])
+    return frame

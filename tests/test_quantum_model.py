@@ -1,0 +1,216 @@
+"""quantum_features.model / train / predict: equivariance, overfitting, resume, predict API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from ase import Atoms
+from rdkit import Chem
+from rdkit.Chem import AllChem
+from scipy.spatial.transform import Rotation
+from torch_geometric.data import Batch
+
+from quantum_features.datasets import load_qm9, qm9_atoms, qm9_graph
+from quantum_features.features import EDGE_IRREPS, NODE_IRREPS, featurize
+from quantum_features.model import ModelConfig, OrbitalPropertyNet
+from quantum_features.predict import predict_properties
+from quantum_features.train import TrainConfig, evaluate, export_weights, fit, load_config, load_model
+from test_quantum_features import block_wigner
+
+TINY = {"hidden_irreps": "8x0e + 4x1o + 2x2e", "n_layers": 2, "n_radial": 6, "radial_hidden": 16,
+        "edge_channels": 1, "readout_hidden": 16}
+#: QM9 ids 1-12 (CH4, NH3, H2O, C2H2, HCN, CH2O, C2H6, CH3OH, ... ): tiny, fast to featurise.
+QM9_IDS = list(range(1, 13))
+
+
+@pytest.fixture(scope="module")
+def qm9_graphs():
+    frame = load_qm9(limit=20).loc[QM9_IDS]
+    return [qm9_graph(featurize(qm9_atoms(row)), row) for _, row in frame.iterrows()]
+
+
+def _targets(graphs):
+    return {t: np.array([float(getattr(g, f"y_{t}")) for g in graphs]) for t in ("energy", "homo", "lumo", "gap", "dipole")}
+
+
+def _model(graphs, **options) -> OrbitalPropertyNet:
+    torch.manual_seed(0)
+    model = OrbitalPropertyNet(ModelConfig(**{**TINY, **options}))
+    model.fit_statistics(graphs, _targets(graphs))
+    # Random (not trained) weights everywhere, including the zero-initialised parts.
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return model.eval()
+
+
+def _rotated(data, rotation: np.ndarray):
+    rotated = data.clone()
+    r = torch.as_tensor(rotation, dtype=torch.float32)
+    rotated.pos = data.pos @ r.T
+    rotated.node_attr = data.node_attr @ torch.as_tensor(block_wigner(NODE_IRREPS, rotation), dtype=torch.float32).T
+    rotated.edge_attr = data.edge_attr @ torch.as_tensor(block_wigner(EDGE_IRREPS, rotation), dtype=torch.float32).T
+    rotated.dipole_cheap = data.dipole_cheap @ r.T
+    return rotated
+
+
+@pytest.mark.parametrize("orbital", [True, False])
+def test_model_is_equivariant(qm9_graphs, orbital):
+    model = _model(qm9_graphs, use_orbital_features=orbital)
+    graphs = qm9_graphs[4:10]
+    rotation = Rotation.random(random_state=3).as_matrix()
+    before = model(Batch.from_data_list(graphs))
+    after = model(Batch.from_data_list([_rotated(g, rotation) for g in graphs]))
+    for name in ("energy", "homo", "lumo", "gap", "dipole_norm"):
+        torch.testing.assert_close(after[name].double(), before[name].double(), atol=1e-5, rtol=0)
+    expected = before["dipole"].double() @ torch.as_tensor(rotation).T
+    torch.testing.assert_close(after["dipole"].double(), expected, atol=1e-5, rtol=0)
+    # Not vacuous: the learned part of the dipole is there and not along one axis only.
+    assert (before["dipole"] - (graphs[0].dipole_cheap if orbital else 0)).abs().max() > 1e-3
+
+
+def test_equivariant_end_to_end_through_pyscf(qm9_graphs):
+    # Rotate the molecule itself (new SCF, new features), not the features.
+    frame = load_qm9(limit=20)
+    atoms = qm9_atoms(frame.loc[8])  # methanol
+    rotation = Rotation.random(random_state=7).as_matrix()
+    turned = atoms.copy()
+    turned.positions = atoms.positions @ rotation.T
+    model = _model(qm9_graphs)
+    tight = {"conv_tol": 1e-11}
+    a = model(Batch.from_data_list([featurize(atoms, **tight).to_data()]))
+    b = model(Batch.from_data_list([featurize(turned, **tight).to_data()]))
+    for name in ("energy", "homo", "gap", "dipole_norm"):
+        torch.testing.assert_close(b[name].double(), a[name].double(), atol=1e-5, rtol=0)
+    torch.testing.assert_close(b["dipole"].double(), a["dipole"].double() @ torch.as_tensor(rotation).T, atol=1e-5, rtol=0)
+
+
+def test_tiny_model_overfits_a_handful_of_molecules(qm9_graphs, tmp_path):
+    config = TrainConfig(out_dir=str(tmp_path / "run"), model=TINY, batch_size=12, lr=5e-3, max_epochs=250,
+                         patience=1000, lr_patience=1000)
+    torch.manual_seed(0)
+    untrained = OrbitalPropertyNet(ModelConfig(**TINY))
+    untrained.fit_statistics(qm9_graphs, _targets(qm9_graphs))
+    start = evaluate(untrained, qm9_graphs)
+    summary = fit(config, qm9_graphs, qm9_graphs, progress=False)
+    end = evaluate(load_model(tmp_path / "run" / "best.pt"), qm9_graphs)
+    assert summary["finished"]
+    for key in ("energy_mae_mev", "homo_mae_mev", "lumo_mae_mev", "gap_mae_mev", "dipole_mae_debye"):
+        assert end[key] < 0.25 * start[key], (key, start[key], end[key])
+    metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    assert list(metrics["epoch"]) == list(range(250))
+
+
+def test_training_resumes_from_the_last_checkpoint(qm9_graphs, tmp_path):
+    base = {"out_dir": str(tmp_path / "run"), "model": TINY, "batch_size": 4, "max_epochs": 3}
+    first = fit(TrainConfig(**base), qm9_graphs[:8], qm9_graphs[8:], progress=False)
+    assert first["finished"] and first["epoch"] == 3
+    # Same directory, more epochs: continues at epoch 3 instead of starting over.
+    second = fit(TrainConfig(**{**base, "max_epochs": 5}), qm9_graphs[:8], qm9_graphs[8:], progress=False)
+    assert second["epoch"] == 5
+    metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    assert list(metrics["epoch"]) == [0, 1, 2, 3, 4]
+    # A time budget ends the call after one epoch and leaves a resumable run.
+    third = fit(TrainConfig(**{**base, "max_epochs": 50, "max_minutes": 0.0}), qm9_graphs[:8], qm9_graphs[8:],
+                progress=False)
+    assert third["epoch"] == 6 and not third["finished"] and "resume" in third["stop_reason"]
+
+
+def test_config_file_errors(tmp_path):
+    path = tmp_path / "train.yaml"
+    path.write_text("n_train: 10\nmodel: {hidden_irreps: '4x0e + 2x1o', n_layers: 1}\n")
+    assert load_config(path).model["n_layers"] == 1
+    path.write_text("n_trian: 10\n")
+    with pytest.raises(ValueError, match="n_trian"):
+        load_config(path)
+    path.write_text("targets: {enthalpy: 1.0}\n")
+    with pytest.raises(ValueError, match="enthalpy"):
+        load_config(path)
+    with pytest.raises(FileNotFoundError, match="nope.yaml"):
+        load_config(tmp_path / "nope.yaml")
+
+
+@pytest.fixture(scope="module")
+def tiny_ensemble(qm9_graphs, tmp_path_factory):
+    paths = []
+    for seed in (0, 1):
+        out = tmp_path_factory.mktemp(f"member{seed}")
+        fit(TrainConfig(out_dir=str(out), model=TINY, batch_size=12, lr=5e-3, max_epochs=40, seed=seed),
+            qm9_graphs, qm9_graphs, progress=False)
+        paths.append(export_weights(out / "best.pt", out / f"qm9_orbital_{seed}.pt"))
+    return paths
+
+
+def test_predict_properties_on_smiles_mol_and_atoms(tiny_ensemble):
+    mol = Chem.AddHs(Chem.MolFromSmiles("CO"))
+    AllChem.EmbedMolecule(mol, randomSeed=1)
+    water = Atoms("OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
+    frame = predict_properties(["CC=O", mol, water], models=tiny_ensemble)
+    assert list(frame["input"]) == ["CC=O", "CO", "H2O"]
+    assert frame["error"].isna().all()
+    for column in ("energy_hartree", "homo_ev", "lumo_ev", "gap_ev", "dipole_debye",
+                   "energy_std_hartree", "gap_std_ev"):
+        assert np.isfinite(frame[column]).all(), column
+    assert (frame["energy_std_hartree"] > 0).all()  # two different members disagree a little
+    # Δ-learning: the prediction sits near the cheap energy (B3LYP vs HF/STO-3G: ~1 %).
+    assert np.all(np.abs(frame["energy_hartree"] / frame["energy_cheap_hartree"] - 1) < 0.03)
+
+
+def test_predict_properties_bad_inputs_are_rows_with_reasons(tiny_ensemble):
+    frame = predict_properties(["C1CC", "CS", "C[Se]C", "CO"], models=tiny_ensemble[0])
+    errors = list(frame["error"])
+    assert "unclosed ring" in errors[0]
+    assert "S are outside the model's training data" in errors[1]  # S: computable, never trained
+    assert "Se" in errors[2] and "unsupported" in errors[2]
+    assert errors[3] is None and np.isfinite(frame.loc[3, "gap_ev"])
+    assert np.isnan(frame.loc[3, "gap_std_ev"])  # one model: no ensemble spread
+    big = predict_properties("CCCCCCCCCCO", models=tiny_ensemble[0])
+    assert "extrapolation" in big.loc[0, "warning"]
+
+
+def test_model_rejects_unknown_elements(qm9_graphs):
+    model = _model(qm9_graphs)
+    data = qm9_graphs[0].clone()
+    data.z = data.z.clone()
+    data.z[0] = 26
+    with pytest.raises(ValueError, match=r"\[26\]"):
+        model(Batch.from_data_list([data]))
+
+
+def test_shipped_training_config_loads():
+    from quantum_features.train import TrainConfig as Config
+
+    config = load_config(Path(__file__).resolve().parents[1] / "quantum_features" / "configs" / "qm9_orbital.yaml")
+    assert isinstance(config, Config) and config.model["use_orbital_features"]
+
+
+def test_cli_predict_and_train(tiny_ensemble, tmp_path):
+    from typer.testing import CliRunner
+
+    from molops.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "pred.csv"
+    args = ["predict", "CC=O", "--out", str(out)] + [a for p in tiny_ensemble for a in ("--model", str(p))]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(out)
+    assert np.isfinite(frame.loc[0, "gap_ev"]) and frame.loc[0, "gap_std_ev"] > 0
+    result = runner.invoke(app, ["predict", "C1CC", "--model", str(tiny_ensemble[0])])
+    assert result.exit_code == 1 and "unclosed ring" in result.output
+    result = runner.invoke(app, ["predict", "CC=O", "--model", str(tmp_path / "missing.pt")])
+    assert result.exit_code == 1 and "missing.pt" in result.output
+
+    config = tmp_path / "train.yaml"
+    config.write_text(
+        f"out_dir: {tmp_path / 'run'}\nn_train: 4\nn_val: 2\nfeature_cache_dir: {tmp_path / 'cache'}\n"
+        f"max_epochs: 2\nbatch_size: 2\nmodel: {TINY}\n"
+    )
+    result = runner.invoke(app, ["train", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "validation energy_mae_mev" in result.output
+    assert len(pd.read_csv(tmp_path / "run" / "metrics.csv")) == 2
