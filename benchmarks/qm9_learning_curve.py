@@ -83,11 +83,13 @@ def main() -> None:
     parser.add_argument("--n-train", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--n-val", type=int, default=500)
     parser.add_argument("--n-test", type=int, default=None, help="first N test molecules (default: all 10,831)")
+    parser.add_argument("--variants", nargs="+", default=["orbital", "geometry"], choices=["orbital", "geometry"])
     parser.add_argument("--max-minutes", type=float, default=None, help="training budget of this call")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "learning_curve")
     parser.add_argument("--cache-dir", type=Path, default=ROOT / "data" / "qm9")
     args = parser.parse_args()
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
     base = load_config(CONFIG)
     started = time.perf_counter()
 
@@ -96,7 +98,8 @@ def main() -> None:
     rows, complete = [], True
     for n in sorted(args.n_train):
         train = qm9_graphs("train", n, args.cache_dir / "train.h5", progress=True)
-        for variant, orbital in (("orbital", True), ("geometry", False)):
+        for variant in args.variants:
+            orbital = variant == "orbital"
             out = args.runs / f"{variant}-{n}"
             budget = None
             if args.max_minutes is not None:
@@ -134,10 +137,11 @@ def main() -> None:
     lines += ["", "Targets (issue): U0 ≤ 43 meV at 1,000 and ≤ 10 meV at 10,000 training molecules; gap ≤ 100 meV at 10,000."]
     text = "\n".join(lines)
     print(text)
-    if complete:
+    if complete and len(args.variants) == 2:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(text + f"\n\nCommand: `.venv/bin/python benchmarks/qm9_learning_curve.py --n-train "
-                           f"{' '.join(map(str, sorted(args.n_train)))}`\n")
+                           f"{' '.join(map(str, sorted(args.n_train)))}"
+                           f"{'' if args.n_test is None else f' --n-test {args.n_test}'}`\n")
     else:
         print("\nSome runs are unfinished: run the same command again to resume them.")
 

@@ -255,6 +255,8 @@ def train(
     config: Annotated[Path, typer.Argument(help="YAML training config (see quantum_features/configs/).")],
     out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Override the config's out_dir.")] = None,
     max_minutes: Annotated[Optional[float], typer.Option(help="Stop after this many minutes; run again to resume.")] = None,
+    n_train: Annotated[Optional[int], typer.Option(help="Override the config's number of training molecules.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Override the config's seed (e.g. for ensemble members).")] = None,
 ) -> None:
     """Train the orbital-feature property network on QM9 (resumes from out_dir/last.pt)."""
     from dataclasses import replace
@@ -268,8 +270,8 @@ def train(
         raise _fail(str(exc)) from None
     if out_dir is not None:
         settings = replace(settings, out_dir=str(out_dir))
-    if max_minutes is not None:
-        settings = replace(settings, max_minutes=max_minutes)
+    overrides = {"max_minutes": max_minutes, "n_train": n_train, "seed": seed}
+    settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     summary = run_training(settings)
     console.print(f"epoch {summary['epoch']} (best {summary['best_epoch']}): {summary['stop_reason'] or 'stopped'}")
     for key, value in summary["val_mae"].items():

@@ -294,7 +294,14 @@ def qm9_graphs(
     """
     frame = load_qm9().loc[qm9_subset(split, n)]
     atoms = {int(qm9_id): qm9_atoms(row) for qm9_id, row in frame.iterrows()}
-    result = featurize_many(list(atoms.values()), cache_path, names=list(atoms), scheduler=scheduler, progress=progress)
+    journal = Path(str(cache_path) + ".journal.jsonl")
+    finished = {row["key"]: row for row in read_journal(journal)} if Path(cache_path).exists() else {}
+    if all(qm9_id in finished for qm9_id in atoms):
+        # Everything was featurised before: read only (several trainings may share a cache).
+        result = pd.DataFrame([finished[qm9_id] for qm9_id in atoms])
+    else:
+        result = featurize_many(list(atoms.values()), cache_path, names=list(atoms), scheduler=scheduler,
+                                progress=progress)
     result = result.set_index("key")
     graphs = []
     with FeatureCache(cache_path, mode="r") as cache:
