@@ -12,7 +12,7 @@ the validation split (early stopping) and evaluated on the test split:
   for U0, the HF energy plus per-element references fitted on the training molecules.
 
 Every training run checkpoints in ``runs/learning_curve/<variant>-<N>/`` and the script
-resumes them: ``--max-minutes`` bounds one call, and calling again continues. The table
+resumes them: ``--max-minutes`` bounds one call (0: only report), and calling again continues. The table
 (MAE on the test molecules, U0/HOMO/LUMO/gap in meV, dipole in Debye) is printed and, when
 every run has finished, written to ``benchmarks/results/qm9_learning_curve.md``.
 
@@ -103,13 +103,13 @@ def main() -> None:
             out = args.runs / f"{variant}-{n}"
             budget = None
             if args.max_minutes is not None:
-                budget = args.max_minutes - (time.perf_counter() - started) / 60
-                if budget <= 0:
-                    complete = False
-                    continue
+                budget = max(args.max_minutes - (time.perf_counter() - started) / 60, 0.0)
             config = replace(base, out_dir=str(out), n_train=n, n_val=args.n_val, max_minutes=budget,
                              model={**base.model, "use_orbital_features": orbital})
-            summary = fit(config, train, val)
+            if budget == 0.0:  # no time left: report the run as it stands
+                summary = _summary_of(out)
+            else:
+                summary = fit(config, train, val)
             complete &= summary["finished"]
             if (out / "best.pt").exists():
                 metrics = evaluate(load_model(out / "best.pt"), test)
@@ -144,6 +144,15 @@ def main() -> None:
                            f"{'' if args.n_test is None else f' --n-test {args.n_test}'}`\n")
     else:
         print("\nSome runs are unfinished: run the same command again to resume them.")
+
+
+def _summary_of(run: Path) -> dict:
+    """The progress of a run from its last checkpoint, without training."""
+    last = run / "last.pt"
+    if not last.exists():
+        return {"finished": False, "epoch": 0, "best_epoch": -1}
+    progress = torch.load(last, map_location="cpu", weights_only=False)["progress"]
+    return {"finished": progress["finished"], "epoch": progress["epoch"], "best_epoch": progress["best_epoch"]}
 
 
 def _train_minutes(run: Path) -> float:

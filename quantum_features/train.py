@@ -202,7 +202,9 @@ def fit(config: TrainConfig, train_graphs: list, val_graphs: list, *, progress: 
     if rank == 0:
         (out / "config.yaml").write_text(yaml.safe_dump(asdict(config), sort_keys=False))
 
-    trainer = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    trainer = model
+    if world > 1:  # heads of targets left out of the loss get no gradient
+        trainer = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=len(names) < len(TARGETS))
     sampler = DistributedSampler(train_graphs, num_replicas=world, rank=rank, seed=config.seed) if world > 1 else None
     generator = torch.Generator().manual_seed(config.seed + progress_state["epoch"])
     loader = DataLoader(train_graphs, batch_size=config.batch_size, shuffle=sampler is None,

@@ -214,3 +214,29 @@ def test_cli_predict_and_train(tiny_ensemble, tmp_path):
     assert result.exit_code == 0, result.output
     assert "validation energy_mae_mev" in result.output
     assert len(pd.read_csv(tmp_path / "run" / "metrics.csv")) == 2
+
+
+def _ddp_worker(rank: int, world: int, port: int, graphs_path: str, out_dir: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        graphs = torch.load(graphs_path, weights_only=False)
+        fit(TrainConfig(out_dir=out_dir, model=TINY, batch_size=3, max_epochs=2), graphs[:8], graphs[8:], progress=False)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_training_under_distributed_data_parallel(qm9_graphs, tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torch.save(qm9_graphs, tmp_path / "graphs.pt")
+    mp.spawn(_ddp_worker, args=(2, port, str(tmp_path / "graphs.pt"), str(tmp_path / "run")), nprocs=2, join=True)
+    metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")  # rank 0 alone writes
+    assert list(metrics["epoch"]) == [0, 1]
+    assert (tmp_path / "run" / "best.pt").exists()
