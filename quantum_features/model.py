@@ -74,10 +74,15 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
-        unknown = set(values) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown model options: {', '.join(sorted(unknown))}")
-        return cls(**values)
+        return options_from_dict(cls, values, "model")
+
+
+def options_from_dict(cls: type, values: dict[str, Any], what: str):
+    """``cls(**values)`` for a dataclass, naming unknown keys (typos in config files)."""
+    unknown = set(values) - set(cls.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"unknown {what} options: {', '.join(sorted(unknown))}")
+    return cls(**values)
 
 
 def _channel_index(irreps: o3.Irreps) -> torch.Tensor:
