@@ -240,3 +240,16 @@ def test_training_under_distributed_data_parallel(qm9_graphs, tmp_path):
     metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")  # rank 0 alone writes
     assert list(metrics["epoch"]) == [0, 1]
     assert (tmp_path / "run" / "best.pt").exists()
+
+
+def test_shipped_ensemble_predicts_qm9_like_molecules():
+    from quantum_features.predict import WEIGHTS_DIR, default_model_paths
+
+    assert len(default_model_paths()) >= 2 and (WEIGHTS_DIR / "MODEL_CARD.md").exists()
+    frame = predict_properties(["CC#N", "O"])
+    assert frame["error"].isna().all()
+    # Acetonitrile in QM9 (B3LYP): U0 -132.718 Ha, gap 9.90 eV, |μ| 3.83 D; loose sanity bounds
+    # (the SMILES route uses an MMFF geometry, not the B3LYP one).
+    assert abs(frame.loc[0, "energy_hartree"] - (-132.718)) < 0.05
+    assert 7.0 < frame.loc[0, "gap_ev"] < 11.0 and 3.0 < frame.loc[0, "dipole_debye"] < 4.8
+    assert (frame["gap_std_ev"] > 0).all()
