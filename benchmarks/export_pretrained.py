@@ -12,7 +12,6 @@ Run:  .venv/bin/python benchmarks/export_pretrained.py RUN_DIR [RUN_DIR ...] [--
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from torch_geometric.loader import DataLoader
 from quantum_features.datasets import qm9_graphs
 from quantum_features.model import count_parameters
 from quantum_features.predict import WEIGHTS_DIR
-from quantum_features.train import REPORT_UNITS, evaluate, export_weights, load_model
+from quantum_features.train import REPORT_UNITS, evaluate, export_weights, load_model, run_wall_time
 
 COLUMNS = ["energy_mae_mev", "homo_mae_mev", "lumo_mae_mev", "gap_mae_mev", "dipole_mae_debye"]
 
@@ -38,12 +37,6 @@ def ensemble_mae(models: list, graphs: list) -> dict[str, float]:
             mean = torch.stack([o[key].double() for o in outputs]).mean(0)
             errors[t].append((mean - getattr(batch, f"y_{t}").view(-1).double()).abs())
     return {f"{t}_mae_{REPORT_UNITS[t][0]}": float(torch.cat(e).mean()) * REPORT_UNITS[t][1] for t, e in errors.items()}
-
-
-def wall_minutes(run: Path) -> tuple[float, int]:
-    with open(run / "metrics.csv") as handle:
-        rows = list(csv.DictReader(handle))
-    return sum(float(r["seconds"]) for r in rows) / 60, len(rows)
 
 
 def row(name: str, metrics: dict[str, float]) -> str:
@@ -65,7 +58,7 @@ def main() -> None:
         config = yaml.safe_load((run / "config.yaml").read_text())
         path = export_weights(run / "best.pt", WEIGHTS_DIR / f"qm9_orbital_{i}.pt", train_config=config)
         model = load_model(path)
-        minutes, epochs = wall_minutes(run)
+        minutes, epochs = run_wall_time(run)
         members.append((run, config, model, minutes, epochs, evaluate(model, test)))
     ensemble = ensemble_mae([m[2] for m in members], test)
     first = members[0][1]

@@ -31,8 +31,8 @@ import numpy as np
 import torch
 
 from quantum_features.datasets import qm9_graphs
-from quantum_features.model import HARTREE_TO_EV, ELEMENTS
-from quantum_features.train import REPORT_UNITS, evaluate, fit, load_config, load_model
+from quantum_features.model import TARGETS, cheap_intensive_of, element_counts
+from quantum_features.train import REPORT_UNITS, evaluate, fit, load_config, load_model, run_wall_time, targets_of
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "quantum_features" / "configs" / "qm9_orbital.yaml"
@@ -44,35 +44,23 @@ def cheap_baselines(train: list, test: list) -> dict[str, dict[str, float]]:
     """MAE of HF/STO-3G values on `test`: raw, and linearly corrected on `train`."""
 
     def values(graphs, name):
-        homo = np.array([float(g.homo_cheap) for g in graphs]) * HARTREE_TO_EV
-        lumo = np.array([float(g.lumo_cheap) for g in graphs]) * HARTREE_TO_EV
-        dipole = np.array([float(g.dipole_cheap.norm()) for g in graphs])
-        return {"homo": homo, "lumo": lumo, "gap": lumo - homo, "dipole": dipole}[name]
+        if name == "dipole":
+            return np.array([float(g.dipole_cheap.norm()) for g in graphs])
+        return cheap_intensive_of(graphs, name)
 
-    def truth(graphs, name):
-        return np.array([float(getattr(g, f"y_{name}")) for g in graphs])
-
+    truth_train, truth_test = targets_of(train, TARGETS), targets_of(test, TARGETS)
     raw, linear = {}, {}
     for name in ("homo", "lumo", "gap", "dipole"):
         suffix, factor = REPORT_UNITS[name]
-        x_train, y_train = values(train, name), truth(train, name)
-        a, b = np.polyfit(x_train, y_train, 1)
-        x_test, y_test = values(test, name), truth(test, name)
+        a, b = np.polyfit(values(train, name), truth_train[name], 1)
+        x_test, y_test = values(test, name), truth_test[name]
         raw[f"{name}_mae_{suffix}"] = float(np.mean(np.abs(x_test - y_test))) * factor
         linear[f"{name}_mae_{suffix}"] = float(np.mean(np.abs(a * x_test + b - y_test))) * factor
 
-    def counts(graphs):
-        index = {z: i for i, z in enumerate(ELEMENTS)}
-        rows = np.zeros((len(graphs), len(ELEMENTS)))
-        for r, g in enumerate(graphs):
-            for z in g.z.tolist():
-                rows[r, index[z]] += 1
-        return rows
-
     cheap_train = np.array([float(g.energy_cheap) for g in train])
     cheap_test = np.array([float(g.energy_cheap) for g in test])
-    reference = np.linalg.lstsq(counts(train), truth(train, "energy") - cheap_train, rcond=None)[0]
-    error = cheap_test + counts(test) @ reference - truth(test, "energy")
+    reference = np.linalg.lstsq(element_counts(train), truth_train["energy"] - cheap_train, rcond=None)[0]
+    error = cheap_test + element_counts(test) @ reference - truth_test["energy"]
     linear["energy_mae_mev"] = float(np.mean(np.abs(error))) * REPORT_UNITS["energy"][1]
     raw["energy_mae_mev"] = float("nan")
     return {"raw": raw, "linear": linear}
@@ -129,7 +117,7 @@ def main() -> None:
         cells = " | ".join("–" if np.isnan(metrics.get(c, np.nan)) else f"{metrics[c]:.1f}" if "mev" in c
                            else f"{metrics[c]:.3f}" for c in COLUMNS)
         if summary is not None:
-            minutes = _train_minutes(args.runs / f"{name.split()[0]}-{n}")
+            minutes, _ = run_wall_time(args.runs / f"{name.split()[0]}-{n}")
             extra = f"{summary['epoch']} ({summary['best_epoch']}) | {minutes:.0f}"
         else:
             extra = "– | –"
@@ -153,16 +141,6 @@ def _summary_of(run: Path) -> dict:
         return {"finished": False, "epoch": 0, "best_epoch": -1}
     progress = torch.load(last, map_location="cpu", weights_only=False)["progress"]
     return {"finished": progress["finished"], "epoch": progress["epoch"], "best_epoch": progress["best_epoch"]}
-
-
-def _train_minutes(run: Path) -> float:
-    import csv
-
-    path = run / "metrics.csv"
-    if not path.exists():
-        return float("nan")
-    with open(path) as handle:
-        return sum(float(r["seconds"]) for r in csv.DictReader(handle)) / 60
 
 
 if __name__ == "__main__":

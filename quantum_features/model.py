@@ -44,7 +44,8 @@ from torch_geometric.utils import scatter, softmax
 
 from quantum_features.features import EDGE_IRREPS, NODE_IRREPS
 
-__all__ = ["ELEMENTS", "TARGETS", "INTENSIVE_TARGETS", "ModelConfig", "OrbitalPropertyNet", "count_parameters"]
+__all__ = ["ELEMENTS", "TARGETS", "INTENSIVE_TARGETS", "ModelConfig", "OrbitalPropertyNet", "count_parameters",
+           "cheap_intensive", "cheap_intensive_of", "element_counts"]
 
 #: Atomic numbers the network has an element code for (the calculation's elements).
 ELEMENTS: tuple[int, ...] = (1, 5, 6, 7, 8, 9, 14, 15, 16, 17, 35, 53)
@@ -233,9 +234,7 @@ class OrbitalPropertyNet(nn.Module):
         self.avg_neighbors.fill_(float(np.mean([g.edge_index.shape[1] / g.z.shape[0] for g in graphs])))
         if self.config.use_orbital_features:
             self._fit_input_statistics(graphs, elements)
-        counts = np.zeros((len(graphs), len(ELEMENTS)))
-        for row, g in enumerate(graphs):
-            counts[row] = np.bincount(self._element_index(g.z).numpy(), minlength=len(ELEMENTS))
+        counts = element_counts(graphs)
         n_atoms = counts.sum(axis=1)
         orbital = self.config.use_orbital_features
 
@@ -254,7 +253,7 @@ class OrbitalPropertyNet(nn.Module):
             if name not in targets:
                 continue
             y = np.asarray(targets[name], dtype=np.float64)
-            cheap = self._cheap_intensive(graphs, name) if orbital else np.zeros_like(y)
+            cheap = cheap_intensive_of(graphs, name) if orbital else np.zeros_like(y)
             ok = np.isfinite(y)
             if orbital:
                 design = np.stack([cheap[ok], np.ones(ok.sum())], axis=1)
@@ -288,12 +287,6 @@ class OrbitalPropertyNet(nn.Module):
             [c[c > 1e-10].median() if (c > 1e-10).any() else torch.tensor(1.0, dtype=c.dtype) for c in edge_norms.T]
         )
         self.edge_sigma.copy_(sigma.float())
-
-    @staticmethod
-    def _cheap_intensive(graphs: list, name: str) -> np.ndarray:
-        homo = np.array([float(g.homo_cheap) for g in graphs]) * HARTREE_TO_EV
-        lumo = np.array([float(g.lumo_cheap) for g in graphs]) * HARTREE_TO_EV
-        return {"homo": homo, "lumo": lumo, "gap": lumo - homo}[name]
 
     def _element_index(self, z: torch.Tensor) -> torch.Tensor:
         index = self.z_to_index[z.clamp(max=len(self.z_to_index) - 1)]
@@ -344,7 +337,8 @@ class OrbitalPropertyNet(nn.Module):
         for k, name in enumerate(INTENSIVE_TARGETS):
             value, logit = atom_out[:, 1 + 2 * k], atom_out[:, 2 + 2 * k]
             pooled = scatter(softmax(logit, graph, num_nodes=h.shape[0]) * value, graph, 0, dim_size=n_graphs)
-            cheap = self._batch_cheap(batch, name) if orbital else torch.zeros_like(pooled)
+            cheap = (cheap_intensive(batch.homo_cheap.view(-1), batch.lumo_cheap.view(-1), name) if orbital
+                     else torch.zeros_like(pooled))
             out[name] = self.intensive_coef[k] * cheap + self.intensive_shift[k] + self.intensive_scale[k] * pooled
         centred_charge = charge - scatter(charge, graph, 0, dim_size=n_graphs, reduce="mean")[graph]
         centre = scatter(batch.pos, graph, 0, dim_size=n_graphs, reduce="mean")[graph]
@@ -364,11 +358,31 @@ class OrbitalPropertyNet(nn.Module):
         factor = torch.where(norms > 1e-6, torch.log1p(norms) / norms.clamp(min=1e-6), torch.ones_like(norms))
         return scaled * factor[:, self.edge_channel_of]
 
-    @staticmethod
-    def _batch_cheap(batch, name: str) -> torch.Tensor:
-        homo = batch.homo_cheap.view(-1) * HARTREE_TO_EV
-        lumo = batch.lumo_cheap.view(-1) * HARTREE_TO_EV
-        return {"homo": homo, "lumo": lumo, "gap": lumo - homo}[name]
+
+def cheap_intensive(homo_hartree, lumo_hartree, name: str):
+    """The cheap method's HOMO, LUMO or gap (``name``) in eV from orbital energies in Hartree
+    (numpy arrays or torch tensors)."""
+    homo, lumo = homo_hartree * HARTREE_TO_EV, lumo_hartree * HARTREE_TO_EV
+    return {"homo": homo, "lumo": lumo, "gap": lumo - homo}[name]
+
+
+def _graph_orbital_energies(graphs: list) -> tuple[np.ndarray, np.ndarray]:
+    return np.array([float(g.homo_cheap) for g in graphs]), np.array([float(g.lumo_cheap) for g in graphs])
+
+
+def cheap_intensive_of(graphs: list, name: str) -> np.ndarray:
+    """`cheap_intensive` for a list of graphs (eV)."""
+    return cheap_intensive(*_graph_orbital_energies(graphs), name)
+
+
+def element_counts(graphs: list) -> np.ndarray:
+    """[n_graphs, len(ELEMENTS)] number of atoms of each element per graph."""
+    column = {z: i for i, z in enumerate(ELEMENTS)}
+    counts = np.zeros((len(graphs), len(ELEMENTS)))
+    for row, g in enumerate(graphs):
+        for z in g.z.tolist():
+            counts[row, column[z]] += 1
+    return counts
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import torch
 from ase import Atoms
+from ase.data import chemical_symbols
 from rdkit import Chem
 from torch_geometric.data import Batch
 from tqdm.auto import tqdm
@@ -43,7 +44,6 @@ from quantum_features.train import load_model
 __all__ = ["predict_properties", "default_model_paths", "load_ensemble", "WEIGHTS_DIR"]
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-_SYMBOLS = {1: "H", 5: "B", 6: "C", 7: "N", 8: "O", 9: "F", 14: "Si", 15: "P", 16: "S", 17: "Cl", 35: "Br", 53: "I"}
 _OUTPUTS = {"energy": ("energy_hartree", "energy_std_hartree"), "homo": ("homo_ev", "homo_std_ev"),
             "lumo": ("lumo_ev", "lumo_std_ev"), "gap": ("gap_ev", "gap_std_ev"),
             "dipole_norm": ("dipole_debye", "dipole_std_debye")}
@@ -117,8 +117,8 @@ def predict_properties(
             atoms = prepare_atoms(molecule, charge, multiplicity, seed=seed)
             unknown = sorted({int(z) for z in atoms.numbers} - trained)
             if unknown:
-                names = ", ".join(_SYMBOLS.get(z, str(z)) for z in unknown)
-                known = ", ".join(_SYMBOLS[z] for z in sorted(trained))
+                names = ", ".join(chemical_symbols[z] for z in unknown)
+                known = ", ".join(chemical_symbols[z] for z in sorted(trained))
                 raise ChemToolkitError(f"{row['input']}: element(s) {names} are outside the model's training data ({known})")
             features = featurize(atoms)
         except (ChemToolkitError, ValueError) as exc:

@@ -35,7 +35,8 @@ from tqdm.auto import tqdm
 
 from quantum_features.model import INTENSIVE_TARGETS, TARGETS, ModelConfig, OrbitalPropertyNet, options_from_dict
 
-__all__ = ["TrainConfig", "load_config", "train", "fit", "evaluate", "load_model", "export_weights"]
+__all__ = ["TrainConfig", "load_config", "train", "fit", "evaluate", "load_model", "export_weights", "targets_of",
+           "run_wall_time"]
 
 #: MAE reporting units: target -> (column suffix, factor from the model's unit).
 REPORT_UNITS: dict[str, tuple[str, float]] = {
@@ -102,7 +103,8 @@ def _distributed() -> tuple[int, int]:
     return 0, 1
 
 
-def _targets_of(graphs: list, names) -> dict[str, np.ndarray]:
+def targets_of(graphs: list, names) -> dict[str, np.ndarray]:
+    """name -> [n_graphs] array of the graphs' ``y_<name>`` values."""
     return {t: np.array([float(getattr(g, f"y_{t}")) for g in graphs]) for t in names}
 
 
@@ -177,7 +179,7 @@ def fit(config: TrainConfig, train_graphs: list, val_graphs: list, *, progress: 
         state = torch.load(last, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
     else:
-        model.fit_statistics(train_graphs, _targets_of(train_graphs, names))
+        model.fit_statistics(train_graphs, targets_of(train_graphs, names))
         state = None
     model.to(device)
     scales = _loss_scales(model, train_graphs)
@@ -265,6 +267,16 @@ def _summary(progress_state: dict[str, Any]) -> dict[str, Any]:
     return {"epoch": progress_state["epoch"], "best_epoch": progress_state["best_epoch"],
             "best_val_loss": progress_state["best_val_loss"], "finished": progress_state["finished"],
             "stop_reason": progress_state["stop_reason"], "val_mae": progress_state["best_val_mae"]}
+
+
+def run_wall_time(run: str | Path) -> tuple[float, int]:
+    """(minutes spent training and validating, epochs) of a run, from its metrics.csv."""
+    path = Path(run) / "metrics.csv"
+    if not path.exists():
+        return float("nan"), 0
+    with open(path, newline="") as handle:
+        seconds = [float(r["seconds"]) for r in csv.DictReader(handle)]
+    return sum(seconds) / 60, len(seconds)
 
 
 def _append_csv(path: Path, row: dict[str, Any]) -> None:

@@ -16,9 +16,9 @@ from torch_geometric.data import Batch
 
 from quantum_features.datasets import load_qm9, qm9_atoms, qm9_graph
 from quantum_features.features import EDGE_IRREPS, NODE_IRREPS, featurize
-from quantum_features.model import ModelConfig, OrbitalPropertyNet
+from quantum_features.model import TARGETS, ModelConfig, OrbitalPropertyNet
 from quantum_features.predict import predict_properties
-from quantum_features.train import TrainConfig, evaluate, export_weights, fit, load_config, load_model
+from quantum_features.train import TrainConfig, evaluate, export_weights, fit, load_config, load_model, targets_of
 from test_quantum_features import block_wigner
 
 TINY = {"hidden_irreps": "8x0e + 4x1o + 2x2e", "n_layers": 2, "n_radial": 6, "radial_hidden": 16,
@@ -33,14 +33,10 @@ def qm9_graphs():
     return [qm9_graph(featurize(qm9_atoms(row)), row) for _, row in frame.iterrows()]
 
 
-def _targets(graphs):
-    return {t: np.array([float(getattr(g, f"y_{t}")) for g in graphs]) for t in ("energy", "homo", "lumo", "gap", "dipole")}
-
-
 def _model(graphs, **options) -> OrbitalPropertyNet:
     torch.manual_seed(0)
     model = OrbitalPropertyNet(ModelConfig(**{**TINY, **options}))
-    model.fit_statistics(graphs, _targets(graphs))
+    model.fit_statistics(graphs, targets_of(graphs, TARGETS))
     # Random (not trained) weights everywhere, including the zero-initialised parts.
     with torch.no_grad():
         for p in model.parameters():
@@ -94,7 +90,7 @@ def test_tiny_model_overfits_a_handful_of_molecules(qm9_graphs, tmp_path):
                          patience=1000, lr_patience=1000)
     torch.manual_seed(0)
     untrained = OrbitalPropertyNet(ModelConfig(**TINY))
-    untrained.fit_statistics(qm9_graphs, _targets(qm9_graphs))
+    untrained.fit_statistics(qm9_graphs, targets_of(qm9_graphs, TARGETS))
     start = evaluate(untrained, qm9_graphs)
     summary = fit(config, qm9_graphs, qm9_graphs, progress=False)
     end = evaluate(load_model(tmp_path / "run" / "best.pt"), qm9_graphs)
