@@ -26,7 +26,7 @@ from molops.io import READERS, mol_to_smiles, read_molecules, to_mol, write_mole
 
 app = typer.Typer(
     name="molops",
-    help="Molecule operations: descriptors, conformers, similarity search, orbital features, quantum-property prediction.",
+    help="Molecule operations: descriptors, conformers, similarity search, docking, orbital features, quantum-property prediction.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -43,6 +43,7 @@ HEADERS = {
     "energy_kcal_mol": "E (kcal/mol)", "conformer_id": "conf", "force_field": "FF",
     "energy_hartree": "E (Ha)", "homo_ev": "HOMO (eV)", "lumo_ev": "LUMO (eV)", "gap_ev": "gap (eV)",
     "gap_std_ev": "± gap", "dipole_debye": "μ (D)",
+    "vina_score_kcal_mol": "Vina (kcal/mol)", "docked_smiles": "docked state",
 }
 
 InputArg = Annotated[str, typer.Argument(help="A SMILES string or a molecule file (.smi/.csv/.sdf/.mol2/.pdb/.xyz).")]
@@ -58,6 +59,10 @@ def main_options(
     """Molecule operations on the command line."""
     level = logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # Libraries such as dask.distributed set their own loggers to INFO; the handler's level
+    # keeps their chatter out unless --verbose.
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(level)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -307,6 +312,75 @@ def predict(
     if out is None or len(result) <= 20:
         _print_table(result, columns)
     _finish(result, out, "predictions")
+
+
+@app.command()
+def dock(
+    ligands: Annotated[str, typer.Argument(help="A SMILES string or a molecule file (.smi/.csv/.sdf/...).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Results table (.parquet or .csv); a journal beside it makes reruns resume.")],
+    target: Annotated[Optional[str], typer.Option("--target", "-t", help="A dockstring receptor, e.g. DRD2 (see --list-targets).")] = None,
+    receptor: Annotated[Optional[Path], typer.Option("--receptor", help="Your receptor PDB/mmCIF file instead of --target.")] = None,
+    ligand_box: Annotated[Optional[Path], typer.Option("--ligand-box", help="Reference ligand (SDF/MOL2/PDB) in the receptor's frame: the box encloses it.")] = None,
+    center: Annotated[Optional[tuple[float, float, float]], typer.Option("--center", help="Box centre x y z (Å).")] = None,
+    size: Annotated[Optional[tuple[float, float, float]], typer.Option("--size", help="Box edge lengths x y z (Å).")] = None,
+    padding: Annotated[float, typer.Option(help="Å added around --ligand-box on every side.")] = 5.0,
+    poses: Annotated[Optional[Path], typer.Option("--poses", help="SDF of all poses, score in vina_score_kcal_mol.")] = None,
+    exhaustiveness: Annotated[int, typer.Option(help="Vina Monte-Carlo runs per ligand.")] = 8,
+    n_poses: Annotated[int, typer.Option(help="Poses kept per ligand.")] = 9,
+    scoring: Annotated[str, typer.Option(help="vina or vinardo.")] = "vina",
+    seed: Annotated[int, typer.Option(help="Vina and embedding seed.")] = 0,
+    ph: Annotated[float, typer.Option(help="Protonate ligands at this pH.")] = 7.4,
+    workers: Annotated[Optional[int], typer.Option(help="Local Dask worker processes (default: one per core).")] = None,
+    scheduler: Annotated[Optional[str], typer.Option(help="Address of an existing Dask scheduler, e.g. tcp://host:8786.")] = None,
+    smiles_column: SmilesColumn = None,
+    list_targets: Annotated[bool, typer.Option("--list-targets", help="Print the dockstring target names and exit.")] = False,
+) -> None:
+    """Dock ligands with AutoDock Vina into a dockstring target or your own receptor.
+
+    Ligands are protonated at --ph, embedded in 3D and typed by Meeko; each worker computes the
+    grid maps once and docks many ligands. Rerunning the same command resumes.
+    """
+    from molops.docking import Box, DockingSettings, dock_library, load_target, prepare_receptor
+    from molops.docking import list_targets as known_targets
+
+    if list_targets:
+        console.print(" ".join(known_targets()))
+        return
+    try:
+        if (target is None) == (receptor is None):
+            raise ChemToolkitError("give either --target NAME or --receptor FILE")
+        if receptor is not None:
+            box = Box(center, size) if center is not None and size is not None else None
+            if box is None and ligand_box is None:
+                raise ChemToolkitError("--receptor needs a box: --ligand-box ref.sdf, or --center and --size")
+            docking_target = prepare_receptor(receptor, box=box, ligand=None if box else ligand_box, padding=padding)
+        else:
+            docking_target = load_target(target)
+            if center is not None and size is not None:
+                docking_target = type(docking_target)(docking_target.name, docking_target.receptor_pdbqt, Box(center, size), docking_target.source)
+        settings = DockingSettings(scoring=scoring, exhaustiveness=exhaustiveness, n_poses=n_poses, seed=seed, ph=ph, cpu=1)
+        frame = load_input(ligands, smiles_column)
+    except (ChemToolkitError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    stderr.print(f"docking {len(frame)} ligand(s) into {docking_target.name} ({docking_target.box})", highlight=False)
+    parquet = out if out.suffix.lower() == ".parquet" else out.with_suffix(".parquet")
+    try:
+        result = dock_library(frame, docking_target, out=parquet, poses=poses, settings=settings,
+                              scheduler=scheduler, n_workers=workers)
+    except ChemToolkitError as exc:
+        raise _fail(str(exc)) from None
+    if parquet != out:
+        write_molecules(result.drop(columns=["pose_scores_kcal_mol"]), out)
+    ranked = result.sort_values("vina_score_kcal_mol", na_position="last")
+    _print_table(ranked.head(20), ["name", "docked_smiles", "vina_score_kcal_mol", "status", "error"],
+                 title=f"best {min(20, len(ranked))} of {len(ranked)} by Vina score (kcal/mol)")
+    failed = int((result["status"] == "failed").sum())
+    console.print(f"wrote {len(result)} rows to {out}" + (f" and poses to {poses}" if poses else ""))
+    if failed:
+        first = escape(str(result["error"].dropna().iloc[0]))
+        stderr.print(f"[yellow]{failed} of {len(result)} failed[/]; first error: {first}", highlight=False)
+        if failed == len(result):
+            raise typer.Exit(code=1)
 
 
 def main() -> None:

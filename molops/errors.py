@@ -14,6 +14,8 @@ __all__ = [
     "UnsupportedElementError",
     "ConformerError",
     "InputFileError",
+    "DockingError",
+    "ReceptorError",
 ]
 
 
@@ -47,3 +49,11 @@ class ConformerError(MoleculeError):
 
 class InputFileError(MoleculeError, OSError):
     """A molecule file is missing, unreadable or of an unknown format."""
+
+
+class DockingError(ChemToolkitError, ValueError):
+    """A ligand, receptor or docking box cannot be prepared, or Vina fails."""
+
+
+class ReceptorError(DockingError):
+    """A receptor structure is missing, malformed or cannot be prepared for Vina."""
