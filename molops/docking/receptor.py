@@ -215,8 +215,8 @@ def box_from_ligand(ligand: str | Path | Chem.Mol, padding: float = 5.0) -> Box:
     return Box(center=tuple((low + high) / 2), size=tuple(high - low + 2 * padding))
 
 
-def _clean_structure(path: Path, keep_hetero: bool):  # -> gemmi.Structure
-    """Protein-only structure: no waters, ligands, ions, hydrogens or alternate locations."""
+def _clean_structure(path: Path, keep_cofactors: set[str] = frozenset()):  # -> gemmi.Structure
+    """Protein (and named cofactors): no waters, other ligands, ions, H or alternate locations."""
     import gemmi
 
     try:
@@ -229,10 +229,13 @@ def _clean_structure(path: Path, keep_hetero: bool):  # -> gemmi.Structure
     structure.remove_alternative_conformations()
     # Hydrogens are rebuilt by Meeko's templates, consistently for every residue.
     structure.remove_hydrogens()
-    if keep_hetero:
-        structure.remove_waters()
-    else:
-        structure.remove_ligands_and_waters()
+    structure.remove_waters()
+    for chain in structure[0]:
+        for index in reversed(range(len(chain))):
+            residue = chain[index]
+            # Entity types (set up above) tell ligands from modified residues such as MSE.
+            if residue.entity_type != gemmi.EntityType.Polymer and residue.name not in keep_cofactors:
+                del chain[index]
     structure.remove_empty_chains()
     if len(structure) == 0 or structure[0].count_atom_sites() == 0:
         raise ReceptorError(f"receptor {path}: no protein atoms left after removing waters and ligands")
@@ -293,6 +296,54 @@ def _polymer_pdbqt(structure, label: str) -> tuple[str, list[str]]:
     return rigid, dropped + unmatched
 
 
+def _cofactor_blocks(structure, names: set[str]) -> dict[str, list[str]]:
+    """PDB text of every copy of the named HETATM residues (first model), by residue name."""
+    import gemmi
+
+    blocks: dict[str, list[str]] = {name: [] for name in names}
+    for chain in structure[0]:
+        for residue in chain:
+            if residue.name in names:
+                single = gemmi.Structure()
+                model = gemmi.Model("1")
+                new_chain = gemmi.Chain(chain.name)
+                new_chain.add_residue(residue)
+                model.add_chain(new_chain)
+                single.add_model(model)
+                blocks[residue.name].append(single.make_pdb_string())
+    return blocks
+
+
+def _cofactor_pdbqt(block: str, template_smiles: str, label: str) -> str:
+    """Rigid receptor PDBQT lines of one cofactor copy: template bond orders, Meeko types."""
+    from meeko import MoleculePreparation, PDBQTWriterLegacy
+    from rdkit.Chem import AllChem
+
+    from molops.io import rdkit_errors, to_mol
+
+    with rdkit_errors() as messages:
+        pdb_mol = Chem.MolFromPDBBlock(block, sanitize=False, removeHs=True, proximityBonding=True)
+    if pdb_mol is None:
+        raise ReceptorError(f"cofactor {label}: RDKit cannot read its atoms: {messages.reason()}")
+    try:
+        with rdkit_errors():
+            mol = AllChem.AssignBondOrdersFromTemplate(to_mol(template_smiles), pdb_mol)
+            mol = Chem.AddHs(mol, addCoords=True)
+            setup = MoleculePreparation(rigid_macrocycles=True).prepare(mol)[0]
+            text, ok, message = PDBQTWriterLegacy.write_string(setup)
+    except (ValueError, RuntimeError) as exc:
+        raise ReceptorError(
+            f"cofactor {label}: template SMILES {template_smiles!r} does not fit its "
+            f"{pdb_mol.GetNumAtoms()} heavy atoms: {exc}"
+        ) from None
+    if not ok:
+        raise ReceptorError(f"cofactor {label}: Meeko cannot type it: {message.strip()}")
+    # A receptor PDBQT is a flat list of typed atoms: drop the ligand torsion tree.
+    return "".join(
+        "ATOM  " + line[6:] + "\n" for line in text.splitlines() if line.startswith(("ATOM", "HETATM"))
+    )
+
+
 def prepare_receptor(
     pdb: str | Path,
     *,
@@ -300,7 +351,7 @@ def prepare_receptor(
     ligand: str | Path | Chem.Mol | None = None,
     padding: float = 5.0,
     name: str | None = None,
-    keep_hetero: bool = False,
+    cofactors: dict[str, str] | None = None,
 ) -> Target:
     """A docking target from a PDB (or mmCIF) file.
 
@@ -310,7 +361,10 @@ def prepare_receptor(
         ligand: a reference ligand in the receptor's frame (SDF/MOL2/PDB file or Mol): the box
             encloses it with `padding` Å on every side.
         name: target label (default: the file's stem).
-        keep_hetero: keep non-water HETATM groups (cofactors); they need Meeko templates.
+        cofactors: HETATM residues to keep as part of the receptor, as residue name ->
+            SMILES of the state to dock against (e.g. ``{"NDP": nadph_smiles}``): bond orders
+            come from the SMILES, hydrogens are placed on the crystal atoms. Every other
+            HETATM group (ligands, ions, waters) is removed.
 
     Raises:
         InputFileError: missing file. ReceptorError: unreadable or unpreparable structure.
@@ -321,7 +375,21 @@ def prepare_receptor(
         raise DockingError(f"receptor {path}: give either a box (centre and size) or a reference ligand, not {'both' if box else 'neither'}")
     if box is None:
         box = box_from_ligand(ligand, padding=padding)
-    pdbqt, dropped = _polymer_pdbqt(_clean_structure(path, keep_hetero), str(path))
+    structure = _clean_structure(path, keep_cofactors=set(cofactors or {}))
+    cofactor_lines = []
+    if cofactors:
+        blocks = _cofactor_blocks(structure, set(cofactors))
+        for residue_name, copies in blocks.items():
+            if not copies:
+                raise ReceptorError(f"receptor {path}: no HETATM residue named {residue_name!r} to keep as a cofactor")
+            for number, block in enumerate(copies, start=1):
+                cofactor_lines.append(_cofactor_pdbqt(block, cofactors[residue_name], f"{residue_name} #{number} in {path}"))
+        for chain in structure[0]:  # the polymer is built without them
+            for index in reversed(range(len(chain))):
+                if chain[index].name in cofactors:
+                    del chain[index]
+    pdbqt, dropped = _polymer_pdbqt(structure, str(path))
+    pdbqt += "".join(cofactor_lines)
     if dropped:
         log.warning(
             "receptor %s: %d residue(s) could not be built and are left out: %s",
