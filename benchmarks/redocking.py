@@ -24,14 +24,9 @@ from molops.io import read_molecule
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "redocking.md"
 COMPLEXES = ["1ia1", "1of6", "1s3v", "1uou"]
-#: Cofactors kept in the receptor (residue name -> SMILES of the state at pH 7, phosphates
-#: deprotonated). 1IA1 is a DHFR ternary complex: the inhibitor stacks on NADPH's
-#: nicotinamide, and without it the site is open on one side.
-NADPH = (
-    "NC(=O)C1=CN(C=CC1)[C@@H]2O[C@H](COP([O-])(=O)OP([O-])(=O)OC[C@H]3O[C@H]([C@H](OP([O-])([O-])=O)"
-    "[C@@H]3O)n4cnc5c(N)ncnc45)[C@@H](O)[C@H]2O"
-)
-COFACTORS = {"1ia1": {"NDP": NADPH}}
+#: Cofactors kept in the receptor. 1IA1 is a DHFR ternary complex: the inhibitor stacks on
+#: NADPH's nicotinamide, and without it the site is open on one side.
+COFACTORS = {"1ia1": ["NDP"]}
 
 
 def complexes_dir() -> Path:

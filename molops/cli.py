@@ -324,6 +324,7 @@ def dock(
     center: Annotated[Optional[tuple[float, float, float]], typer.Option("--center", help="Box centre x y z (Å).")] = None,
     size: Annotated[Optional[tuple[float, float, float]], typer.Option("--size", help="Box edge lengths x y z (Å).")] = None,
     padding: Annotated[float, typer.Option(help="Å added around --ligand-box on every side.")] = 5.0,
+    cofactor: Annotated[Optional[list[str]], typer.Option("--cofactor", help="Keep this HETATM residue of --receptor: NAME (e.g. NDP) or NAME=SMILES; repeatable.")] = None,
     poses: Annotated[Optional[Path], typer.Option("--poses", help="SDF of all poses, score in vina_score_kcal_mol.")] = None,
     exhaustiveness: Annotated[int, typer.Option(help="Vina Monte-Carlo runs per ligand.")] = 8,
     n_poses: Annotated[int, typer.Option(help="Poses kept per ligand.")] = 9,
@@ -353,7 +354,17 @@ def dock(
             box = Box(center, size) if center is not None and size is not None else None
             if box is None and ligand_box is None:
                 raise ChemToolkitError("--receptor needs a box: --ligand-box ref.sdf, or --center and --size")
-            docking_target = prepare_receptor(receptor, box=box, ligand=None if box else ligand_box, padding=padding)
+            cofactors = None
+            if cofactor:
+                from molops.docking.receptor import COFACTOR_SMILES
+
+                pairs = [c.split("=", 1) if "=" in c else (c, COFACTOR_SMILES.get(c)) for c in cofactor]
+                unknown = [name for name, smiles in pairs if smiles is None]
+                if unknown:
+                    raise ChemToolkitError(f"--cofactor {unknown[0]}: no SMILES known; give NAME=SMILES (known: {', '.join(COFACTOR_SMILES)})")
+                cofactors = dict(pairs)
+            docking_target = prepare_receptor(receptor, box=box, ligand=None if box else ligand_box,
+                                              padding=padding, cofactors=cofactors)
         else:
             docking_target = load_target(target)
             if center is not None and size is not None:

@@ -205,3 +205,19 @@ def test_cli_dock(tmp_path):
     assert (tmp_path / "results.parquet").exists() and poses.read_text().count("$$$$") >= 1
     missing = CliRunner().invoke(app, ["dock", "CCO", "--out", str(out)])
     assert missing.exit_code == 1 and "--target" in missing.output
+
+
+def test_cofactor_kept_in_the_receptor_with_template_bond_orders():
+    protein, ligand_file = posebusters_complex("1ia1")
+    target = prepare_receptor(protein, ligand=ligand_file, cofactors=["NDP"])
+    cofactor = [l for l in target.receptor_pdbqt.splitlines() if l[17:20] == "NDP"]
+    assert len([l for l in cofactor if l[77:79].strip() != "HD"]) == 2 * 48  # both copies, all heavy atoms
+    assert any(l[77:79].strip() == "A" for l in cofactor)  # adenine typed aromatic
+    bare = prepare_receptor(protein, ligand=ligand_file)
+    assert "NDP" not in bare.receptor_pdbqt and " TQ3 " not in bare.receptor_pdbqt
+    with pytest.raises(ReceptorError, match="does not fit"):
+        prepare_receptor(protein, ligand=ligand_file, cofactors={"NDP": "c1ccccc1"})
+    with pytest.raises(ReceptorError, match="no SMILES known"):
+        prepare_receptor(protein, ligand=ligand_file, cofactors=["XYZ"])
+    with pytest.raises(ReceptorError, match="no HETATM residue named 'HEM'"):
+        prepare_receptor(protein, ligand=ligand_file, cofactors={"HEM": "c1ccccc1"})

@@ -31,6 +31,7 @@ from molops.io import existing_file, read_molecules
 
 __all__ = [
     "Box",
+    "COFACTOR_SMILES",
     "Target",
     "box_from_ligand",
     "list_targets",
@@ -43,6 +44,15 @@ log = logging.getLogger(__name__)
 
 #: Meeko stops at the first residue it cannot build; at most this many are dropped and retried.
 MAX_DROPPED_RESIDUES = 20
+
+#: Cofactors that can be kept by residue name alone (`prepare_receptor(cofactors=["NDP"])`):
+#: SMILES of the state at pH 7 (phosphates deprotonated). Checked against PDB 1IA1.
+COFACTOR_SMILES: dict[str, str] = {
+    "NDP": (  # NADPH
+        "NC(=O)C1=CN(C=CC1)[C@@H]2O[C@H](COP([O-])(=O)OP([O-])(=O)OC[C@H]3O[C@H]"
+        "([C@H](OP([O-])([O-])=O)[C@@H]3O)n4cnc5c(N)ncnc45)[C@@H](O)[C@H]2O"
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -351,7 +361,7 @@ def prepare_receptor(
     ligand: str | Path | Chem.Mol | None = None,
     padding: float = 5.0,
     name: str | None = None,
-    cofactors: dict[str, str] | None = None,
+    cofactors: dict[str, str] | list[str] | None = None,
 ) -> Target:
     """A docking target from a PDB (or mmCIF) file.
 
@@ -363,8 +373,8 @@ def prepare_receptor(
         name: target label (default: the file's stem).
         cofactors: HETATM residues to keep as part of the receptor, as residue name ->
             SMILES of the state to dock against (e.g. ``{"NDP": nadph_smiles}``): bond orders
-            come from the SMILES, hydrogens are placed on the crystal atoms. Every other
-            HETATM group (ligands, ions, waters) is removed.
+            come from the SMILES, hydrogens are placed on the crystal atoms. A list of names
+            uses `COFACTOR_SMILES`. Every other HETATM group (ligands, ions, waters) is removed.
 
     Raises:
         InputFileError: missing file. ReceptorError: unreadable or unpreparable structure.
@@ -375,6 +385,14 @@ def prepare_receptor(
         raise DockingError(f"receptor {path}: give either a box (centre and size) or a reference ligand, not {'both' if box else 'neither'}")
     if box is None:
         box = box_from_ligand(ligand, padding=padding)
+    if cofactors is not None and not isinstance(cofactors, dict):
+        unknown = [n for n in cofactors if n not in COFACTOR_SMILES]
+        if unknown:
+            raise ReceptorError(
+                f"no SMILES known for cofactor(s) {unknown} (known: {', '.join(COFACTOR_SMILES)}); "
+                "pass cofactors={name: smiles}"
+            )
+        cofactors = {name: COFACTOR_SMILES[name] for name in cofactors}
     structure = _clean_structure(path, keep_cofactors=set(cofactors or {}))
     cofactor_lines = []
     if cofactors:
