@@ -5,7 +5,8 @@ bracket atom (``[nH]``, ``[C@@H]``, ``[O-]``) is one token, two-letter organic a
 ``Br``) are one token, and every bond, branch, ring-closure digit (``%10`` included) and
 aromatic atom is its own token. Joining the tokens gives the input string back exactly, for
 every MOSES molecule (tested on the test split; ``python -m generation.tokenizer --check``
-checks the training split too).
+checks the training split too). ``<mask>`` (no SMILES character) is one token too, for the
+denoising inputs of training.
 
 The vocabulary (``generation/vocab.txt``, one token per line, special tokens first) was built
 from the MOSES training and test SMILES by ``python -m generation.tokenizer --build``; it is
@@ -29,7 +30,7 @@ from molops.errors import describe_input
 __all__ = ["SmilesTokenizer", "tokenize", "build_vocabulary", "SMILES_REGEX", "VOCAB_PATH"]
 
 SMILES_REGEX = re.compile(
-    r"(\[[^\]]+]|Br?|Cl?|N|O|S|P|F|I|b|c|n|o|s|p|\(|\)|\.|=|#|-|\+|\\|/|:|~|@|\?|>|\*|\$|%[0-9]{2}|[0-9])"
+    r"(<mask>|\[[^\]]+]|Br?|Cl?|N|O|S|P|F|I|b|c|n|o|s|p|\(|\)|\.|=|#|-|\+|\\|/|:|~|@|\?|>|\*|\$|%[0-9]{2}|[0-9])"
 )
 VOCAB_PATH = Path(__file__).with_name("vocab.txt")
 SPECIAL_TOKENS = ("<pad>", "<s>", "</s>", "<unk>", "<mask>")

@@ -394,6 +394,29 @@ def dock(
             raise typer.Exit(code=1)
 
 
+@app.command("train-generator")
+def train_generator(
+    config: Annotated[Path, typer.Argument(help="YAML training config, e.g. generation/configs/seq2seq_moses.yaml.")],
+    out_dir: Annotated[Optional[str], typer.Option(help="Run directory (checkpoints, metrics.csv); overrides the config.")] = None,
+    max_minutes: Annotated[Optional[float], typer.Option(help="Stop after this many minutes; run again to resume.")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="Total optimiser steps of the run.")] = None,
+) -> None:
+    """Train the SMILES BART on MOSES (denoising autoencoder); resumes from the run's last.pt."""
+    from dataclasses import replace
+
+    from generation.train_seq2seq import Seq2SeqTrainConfig, train_seq2seq
+
+    try:
+        settings = Seq2SeqTrainConfig.from_yaml(config)
+    except ChemToolkitError as exc:
+        raise _fail(str(exc)) from None
+    overrides = {k: v for k, v in {"out_dir": out_dir, "max_minutes": max_minutes, "max_steps": max_steps}.items() if v is not None}
+    state = train_seq2seq(replace(settings, **overrides))
+    console.print(f"step {state['step']} of {settings.max_steps if max_steps is None else max_steps}; "
+                  f"best validation loss {state['best_val_loss']:.4f}; "
+                  + ("finished" if state["finished"] else "stopped; run the same command to resume"))
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
