@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-__all__ = ["FusionConfig", "InformationFusion"]
+__all__ = ["FusionConfig", "InformationFusion", "RetrievalGenerator"]
 
 
 @dataclass(frozen=True)
@@ -89,3 +89,76 @@ class InformationFusion(nn.Module):
 
     def to_dict(self) -> dict:
         return asdict(self.config)
+
+
+class RetrievalGenerator(nn.Module):
+    """The RetMol generator: a (frozen) SMILES BART plus the information-fusion module.
+
+    `fused_states(inputs, exemplars)` encodes each input and its exemplar list and fuses them;
+    the decoder of `seq2seq` turns (perturbed) fused states into molecules.
+    """
+
+    def __init__(self, seq2seq, fusion: InformationFusion | None = None) -> None:  # seq2seq: MoleculeSeq2Seq
+        super().__init__()
+        self.seq2seq = seq2seq
+        self.fusion = fusion or InformationFusion(FusionConfig(d_model=seq2seq.config.d_model))
+
+    @property
+    def tokenizer(self):
+        return self.seq2seq.tokenizer
+
+    def encode_exemplars(self, exemplars: list[list[str]], k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """States (B x k x Lr x d) and mask (B x k x Lr) of up to `k` exemplars per input."""
+        flat = [s for group in exemplars for s in group[:k]]
+        width = self.seq2seq.config.d_model
+        if not flat:
+            return torch.zeros(len(exemplars), k, 1, width), torch.zeros(len(exemplars), k, 1, dtype=torch.long)
+        states, mask = self.seq2seq.encode(flat)
+        out = torch.zeros(len(exemplars), k, states.shape[1], width, dtype=states.dtype)
+        out_mask = torch.zeros(len(exemplars), k, states.shape[1], dtype=torch.long)
+        row = 0
+        for b, group in enumerate(exemplars):
+            for j in range(min(k, len(group))):
+                out[b, j], out_mask[b, j] = states[row], mask[row]
+                row += 1
+        return out, out_mask
+
+    def fused_states(self, inputs: list[str], exemplars: list[list[str]], k: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fused encoder states and mask of `inputs`, each with its own exemplar list."""
+        states, mask = self.seq2seq.encode(inputs)
+        exemplar_states, exemplar_mask = self.encode_exemplars(exemplars, k)
+        return self.fusion(states, mask, exemplar_states, exemplar_mask), mask
+
+    def save(self, path, **metadata) -> None:
+        """One file: fp16 BART weights, fusion weights, both configurations, metadata."""
+        from pathlib import Path
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        bart = {k: v.half() if v.is_floating_point() else v for k, v in self.seq2seq.state_dict().items()}
+        fusion = {k: v.half() if v.is_floating_point() else v for k, v in self.fusion.state_dict().items()}
+        torch.save({"seq2seq_config": asdict(self.seq2seq.config), "vocabulary": self.tokenizer.tokens,
+                    "seq2seq": bart, "fusion_config": self.fusion.to_dict(), "fusion": fusion,
+                    "metadata": metadata}, path)
+
+    @classmethod
+    def load(cls, path, device: str | torch.device = "cpu") -> RetrievalGenerator:
+        """Load a `save`d generator (weights back in fp32)."""
+        from pathlib import Path
+
+        from generation.errors import GenerationError
+        from generation.seq2seq import MoleculeSeq2Seq, Seq2SeqConfig
+
+        path = Path(path)
+        if not path.exists():
+            raise GenerationError(f"generator weights {path} do not exist")
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+        seq2seq = MoleculeSeq2Seq(Seq2SeqConfig(**payload["seq2seq_config"]))
+        if payload["vocabulary"] != seq2seq.tokenizer.tokens:
+            raise GenerationError(f"{path}: trained with another vocabulary than generation/vocab.txt")
+        seq2seq.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["seq2seq"].items()})
+        fusion = InformationFusion(FusionConfig(**payload["fusion_config"]))
+        fusion.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["fusion"].items()})
+        model = cls(seq2seq, fusion)
+        model.metadata = payload.get("metadata", {})
+        return model.to(device).eval()

@@ -16,7 +16,6 @@ Run:  molops train-generator generation/configs/seq2seq_moses.yaml [--max-minute
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import os
@@ -34,6 +33,7 @@ from tqdm.auto import tqdm
 from generation.errors import GenerationError
 from generation.seq2seq import MoleculeSeq2Seq, Seq2SeqConfig
 from generation.tokenizer import tokenize
+from molops.runfiles import append_csv, save_atomic
 
 __all__ = ["Seq2SeqTrainConfig", "corrupt", "train_seq2seq", "validate"]
 
@@ -134,19 +134,6 @@ def _lr(step: int, config: Seq2SeqTrainConfig) -> float:
     return config.lr * min(step / config.warmup_steps, math.sqrt(config.warmup_steps / step))
 
 
-def _save(state: dict[str, Any], path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # a kill mid-write never leaves a truncated checkpoint
-
-
-def _append_csv(path: Path, row: dict[str, Any]) -> None:
-    new = not path.exists()
-    with open(path, "a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(row))
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
 
 
 def train_seq2seq(
@@ -191,7 +178,7 @@ def train_seq2seq(
     (out / "config.yaml").write_text(yaml.safe_dump(asdict(config), sort_keys=False))
 
     def checkpoint() -> None:
-        _save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": state,
+        save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": state,
                "model_config": asdict(model.config), "train_config": asdict(config)}, last)
 
     started = time.perf_counter()
@@ -229,7 +216,7 @@ def train_seq2seq(
                 row = {"step": state["step"], "examples": state["seen"], "train_loss": float(np.mean(losses)),
                        **metrics, "lr": optimizer.param_groups[0]["lr"],
                        "train_hours": state["train_seconds"] / 3600}
-                _append_csv(out / "metrics.csv", row)
+                append_csv(out / "metrics.csv", row)
                 losses.clear()
                 bar.set_postfix(val_loss=f"{metrics['val_loss']:.3f}", recon=f"{metrics['val_reconstruction']:.2f}")
                 if metrics["val_loss"] < state["best_val_loss"]:

@@ -417,6 +417,27 @@ def train_generator(
                   + ("finished" if state["finished"] else "stopped; run the same command to resume"))
 
 
+@app.command("train-fusion")
+def train_fusion_command(
+    config: Annotated[Path, typer.Argument(help="YAML config, e.g. generation/configs/fusion_moses.yaml.")],
+    max_minutes: Annotated[Optional[float], typer.Option(help="Stop after this many minutes; run again to resume.")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="Total optimiser steps of the run.")] = None,
+) -> None:
+    """Train RetMol's fusion module on MOSES neighbour lists (BART frozen); writes generator.pt."""
+    from dataclasses import replace
+
+    from generation.train_fusion import FusionTrainConfig, train_fusion
+
+    try:
+        settings = FusionTrainConfig.from_yaml(config)
+        overrides = {k: v for k, v in {"max_minutes": max_minutes, "max_steps": max_steps}.items() if v is not None}
+        state = train_fusion(replace(settings, **overrides))
+    except ChemToolkitError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"step {state['step']}; best validation loss {state['best_val_loss']:.4f}; "
+                  + ("finished" if state["finished"] else "stopped; run the same command to resume"))
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

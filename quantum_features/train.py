@@ -33,6 +33,7 @@ from torch.utils.data.distributed import DistributedSampler
 from torch_geometric.loader import DataLoader
 from tqdm.auto import tqdm
 
+from molops.runfiles import append_csv, save_atomic
 from quantum_features.model import INTENSIVE_TARGETS, TARGETS, ModelConfig, OrbitalPropertyNet, options_from_dict
 
 __all__ = ["TrainConfig", "load_config", "train", "fit", "evaluate", "load_model", "export_weights", "targets_of",
@@ -153,11 +154,6 @@ def evaluate(model: OrbitalPropertyNet, graphs: list, targets=tuple(TARGETS), ba
     return result
 
 
-def _save(state: dict[str, Any], path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # a kill mid-write never leaves a truncated checkpoint
-
 
 def fit(config: TrainConfig, train_graphs: list, val_graphs: list, *, progress: bool = True) -> dict[str, Any]:
     """Train (or resume) in ``config.out_dir``; returns the final state summary.
@@ -245,15 +241,15 @@ def fit(config: TrainConfig, train_graphs: list, val_graphs: list, *, progress: 
         if rank == 0:
             row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val_loss, **val,
                    "lr": lr, "seconds": time.perf_counter() - tick}
-            _append_csv(metrics_path, row)
+            append_csv(metrics_path, row)
             payload = {"model": model.state_dict(), "model_config": model.config.to_dict(),
                        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                        "progress": progress_state, "rng_torch": torch.get_rng_state(),
                        "train_config": asdict(config)}
             if improved:
-                _save({"model": model.state_dict(), "model_config": model.config.to_dict(),
+                save_atomic({"model": model.state_dict(), "model_config": model.config.to_dict(),
                        "epoch": epoch, "val_mae": val, "train_config": asdict(config)}, out / "best.pt")
-            _save(payload, last)
+            save_atomic(payload, last)
             epochs.set_postfix(val_loss=f"{val_loss:.3f}", lr=f"{lr:.1e}")
         if progress_state["finished"]:
             break
@@ -278,14 +274,6 @@ def run_wall_time(run: str | Path) -> tuple[float, int]:
         seconds = [float(r["seconds"]) for r in csv.DictReader(handle)]
     return sum(seconds) / 60, len(seconds)
 
-
-def _append_csv(path: Path, row: dict[str, Any]) -> None:
-    new = not path.exists()
-    with open(path, "a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(row))
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
 
 
 def train(config: TrainConfig | str | Path, *, progress: bool = True) -> dict[str, Any]:
@@ -318,6 +306,6 @@ def export_weights(checkpoint: str | Path, path: str | Path, **metadata: Any) ->
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _save({"model": state["model"], "model_config": state["model_config"],
+    save_atomic({"model": state["model"], "model_config": state["model_config"],
            "val_mae": state.get("val_mae"), **metadata}, path)
     return path

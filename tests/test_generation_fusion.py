@@ -47,3 +47,33 @@ def test_gradients_reach_the_fusion_weights():
     fusion = InformationFusion(FusionConfig(d_model=16, heads=2, ffn_dim=32, dropout=0.0))
     fusion(states, mask, exemplars, exemplar_mask).pow(2).sum().backward()
     assert fusion.attention.out_proj.weight.grad.abs().sum() > 0
+
+
+def test_fusion_training_resumes_and_writes_a_loadable_generator(tmp_path):
+    import pandas as pd
+
+    from generation.fusion import RetrievalGenerator
+    from generation.seq2seq import MoleculeSeq2Seq, Seq2SeqConfig
+    from generation.train_fusion import FusionTrainConfig, train_fusion
+
+    torch.manual_seed(0)
+    tiny = Seq2SeqConfig(d_model=32, encoder_layers=1, decoder_layers=1, attention_heads=2, ffn_dim=64,
+                         dropout=0.0, max_length=32)
+    seq2seq_path = MoleculeSeq2Seq(tiny).save(tmp_path / "seq2seq.pt")
+    pairs = pd.DataFrame({
+        "input": ["CCO", "CCN", "c1ccccc1", "CC(=O)O"],
+        "target": ["CCCO", "CCCN", "Cc1ccccc1", "CCC(=O)O"],
+        "exemplars": [["CCCCO", "OCCO"], ["CCCCN", "NCCN"], ["CCc1ccccc1"], []],
+    })
+    config = FusionTrainConfig(out_dir=str(tmp_path / "fusion"), seq2seq=str(seq2seq_path),
+                               fusion={"heads": 2, "ffn_dim": 32, "dropout": 0.0}, n_val=1, k=2,
+                               batch_size=3, max_steps=4, validate_every=2, threads=1, bf16=False)
+    first = train_fusion(FusionTrainConfig(**{**config.__dict__, "max_steps": 2}), pairs, progress=False)
+    assert first["step"] == 2
+    state = train_fusion(config, pairs, progress=False)
+    assert state["step"] == 4 and state["finished"]
+    generator = RetrievalGenerator.load(tmp_path / "fusion" / "generator.pt")
+    fused, mask = generator.fused_states(["CCO", "CCN"], [["CCCO"], []], k=2)
+    assert fused.shape[0] == 2 and mask.shape == fused.shape[:2]
+    plain, _ = generator.seq2seq.encode(["CCN"])
+    assert torch.allclose(fused[1, : plain.shape[1]], plain[0], atol=1e-5)  # no exemplar: unchanged
