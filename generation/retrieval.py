@@ -106,6 +106,8 @@ class ExemplarDatabase:
     """Molecules, fingerprints and properties; retrieval of similar, better molecules."""
 
     def __init__(self, index: SimilarityIndex, properties: pd.DataFrame) -> None:
+        if len(index) == 0:
+            raise GenerationError("the exemplar database is empty: give it at least one readable molecule")
         if len(index) != len(properties):
             raise GenerationError(f"{len(index)} indexed molecules but {len(properties)} property rows")
         self._indexes = [index]

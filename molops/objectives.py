@@ -5,7 +5,12 @@ list of molecules to a DataFrame with one row per input: the value (NaN when it 
 computed, never a made-up 0) and the reason in ``error``. `Objective.better(a, b)` compares
 two values in the objective's own direction, so optimisers need not know the sign convention.
 
-Available here: `docking` (Vina score against a target, kcal/mol, lower is better).
+Available: `qed`, `penalized_logp`, `logp` (Crippen), `sa_score` (lower is better), `tpsa`,
+`similarity` (Tanimoto to a reference), `docking` (Vina score, kcal/mol, lower is better),
+`predicted_property` (the orbital-feature network's HOMO/LUMO/gap/dipole), `weighted_sum` of
+several, and `by_name` to build any of them from a CLI word ("qed", "plogp", ...).
+Property objectives name the exemplar-database column they correspond to (`column`), so that
+the generators can retrieve molecules that already do better without recomputing.
 """
 
 from __future__ import annotations
@@ -25,7 +30,10 @@ from molops.distributed import Scheduler, map_items
 from molops.errors import ChemToolkitError
 from molops.io import mol_to_smiles, to_mol
 
-__all__ = ["Objective", "docking"]
+__all__ = [
+    "Objective", "by_name", "docking", "logp", "penalized_logp", "predicted_property", "qed", "sa_score",
+    "similarity", "tpsa", "weighted_sum",
+]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +55,7 @@ class Objective:
     direction: Literal["minimize", "maximize"]
     compute: Callable[[list[str]], tuple[list[float], list[str | None]]]
     description: str = ""
+    column: str | None = None  # matching column of generation.retrieval's property table
     cache: dict[str, tuple[float, str | None]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -88,6 +97,148 @@ class Objective:
     def __call__(self, molecules: Molecules) -> np.ndarray:
         """Values only (NaN where the objective failed)."""
         return self.evaluate(molecules)[self.name].to_numpy(dtype=float)
+
+    def utility(self, values: np.ndarray) -> np.ndarray:
+        """Values turned so that larger is better (NaN stays NaN): for ranking mixed objectives."""
+        values = np.asarray(values, dtype=float)
+        return values if self.direction == "maximize" else -values
+
+
+def _per_molecule(function: Callable[[Chem.Mol], float]) -> Callable[[list[str]], tuple[list[float], list[str | None]]]:
+    """Wrap a Mol -> float function into a batch compute function with per-row errors."""
+
+    def compute(smiles: list[str]) -> tuple[list[float], list[str | None]]:
+        values, errors = [], []
+        for s in smiles:
+            try:
+                value = float(function(to_mol(s)))
+                if not math.isfinite(value):
+                    raise ValueError(f"non-finite value {value}")
+                values.append(value)
+                errors.append(None)
+            except (ChemToolkitError, ValueError, RuntimeError) as exc:
+                values.append(math.nan)
+                errors.append(f"{type(exc).__name__}: {exc}")
+        return values, errors
+
+    return compute
+
+
+def qed() -> Objective:
+    """Quantitative estimate of drug-likeness (Bickerton 2012), 0-1, higher is better."""
+    from rdkit.Chem import QED
+
+    return Objective("qed", "maximize", _per_molecule(QED.qed), "QED (0-1)", column="qed")
+
+
+def penalized_logp() -> Objective:
+    """Penalised logP (JT-VAE definition: logP - SA - large rings, standardised), higher is better."""
+    from molops.descriptors import penalized_logp as function
+
+    return Objective("penalized_logp", "maximize", _per_molecule(function), "penalised logP", column="penalized_logp")
+
+
+def logp(direction: Literal["minimize", "maximize"] = "maximize") -> Objective:
+    """Crippen logP (octanol/water); "minimize" for more soluble molecules."""
+    from rdkit.Chem import Crippen
+
+    return Objective("logp", direction, _per_molecule(Crippen.MolLogP), f"Crippen logP ({direction})", column="logp")
+
+
+def sa_score() -> Objective:
+    """Synthetic accessibility, 1 (easy) to 10 (hard): lower is better."""
+    from molops.descriptors import sa_score as function
+
+    return Objective("sa_score", "minimize", _per_molecule(function), "SA score (1-10, lower is easier)", column="sa_score")
+
+
+def tpsa(direction: Literal["minimize", "maximize"] = "maximize") -> Objective:
+    """Topological polar surface area (Å²)."""
+    from rdkit.Chem import rdMolDescriptors
+
+    return Objective("tpsa_a2", direction, _per_molecule(rdMolDescriptors.CalcTPSA), f"TPSA in Å² ({direction})")
+
+
+def similarity(reference: str | Chem.Mol, radius: int = 2, n_bits: int = 2048) -> Objective:
+    """Tanimoto similarity (Morgan fingerprints) to `reference`, higher is better."""
+    from molops.similarity import tanimoto
+
+    ref = to_mol(reference)
+    return Objective(
+        "similarity", "maximize", _per_molecule(lambda mol: tanimoto(mol, ref, radius, n_bits)),
+        f"Tanimoto similarity to {mol_to_smiles(ref)}",
+    )
+
+
+def predicted_property(name: str, direction: Literal["minimize", "maximize"] = "maximize", models: object = None) -> Objective:
+    """A property predicted by the orbital-feature network: "homo_ev", "lumo_ev", "gap_ev",
+    "dipole_debye" or "energy_hartree" (each molecule needs an HF/STO-3G calculation, ~1 s)."""
+    columns = ("energy_hartree", "homo_ev", "lumo_ev", "gap_ev", "dipole_debye")
+    if name not in columns:
+        raise ValueError(f"unknown predicted property {name!r}; choose from {', '.join(columns)}")
+
+    def compute(smiles: list[str]) -> tuple[list[float], list[str | None]]:
+        from quantum_features.predict import predict_properties
+
+        frame = predict_properties(smiles, models=models)
+        errors = [e if isinstance(e, str) else None for e in frame["error"]]
+        return [math.nan if e else float(v) for v, e in zip(frame[name], errors)], errors
+
+    return Objective(name, direction, compute, f"predicted {name} ({direction})")
+
+
+def weighted_sum(terms: Sequence[tuple[Objective, float]], name: str = "score") -> Objective:
+    """Σ weight x utility of each term (utilities: maximised objectives as they are, minimised
+    ones negated), maximised; NaN if any term fails, with that term's error."""
+    if not terms:
+        raise ValueError("weighted_sum needs at least one (objective, weight) term")
+
+    def compute(smiles: list[str]) -> tuple[list[float], list[str | None]]:
+        total = np.zeros(len(smiles))
+        errors: list[str | None] = [None] * len(smiles)
+        for objective, weight in terms:
+            frame = objective.evaluate(smiles)
+            total += weight * objective.utility(frame[objective.name].to_numpy(dtype=float))
+            for i, error in enumerate(frame["error"]):
+                if isinstance(error, str) and errors[i] is None:
+                    errors[i] = f"{objective.name}: {error}"
+        return [math.nan if e else float(v) for v, e in zip(total, errors)], errors
+
+    description = " + ".join(f"{w:g} x {o.name} ({o.direction})" for o, w in terms)
+    return Objective(name, "maximize", compute, description)
+
+
+#: CLI words for the objectives that need no argument.
+NAMED_OBJECTIVES: dict[str, Callable[[], Objective]] = {
+    "qed": qed,
+    "plogp": penalized_logp,
+    "penalized_logp": penalized_logp,
+    "logp": logp,
+    "sa": sa_score,
+    "tpsa": tpsa,
+}
+
+
+def by_name(name: str) -> Objective:
+    """An objective from a CLI word: qed, plogp, logp, sa, tpsa, or a predicted property
+    such as gap_ev (append ":min" to minimise, e.g. "logp:min")."""
+    word, _, direction = name.partition(":")
+    direction = {"": None, "min": "minimize", "max": "maximize"}.get(direction, "invalid")
+    if direction == "invalid":
+        raise ValueError(f"objective {name!r}: the suffix must be :min or :max")
+    if word in NAMED_OBJECTIVES:
+        objective = NAMED_OBJECTIVES[word]()
+    elif word in ("homo_ev", "lumo_ev", "gap_ev", "dipole_debye", "energy_hartree"):
+        objective = predicted_property(word)
+    else:
+        raise ValueError(
+            f"unknown objective {name!r}; choose from {', '.join(NAMED_OBJECTIVES)}, homo_ev, lumo_ev, gap_ev, "
+            "dipole_debye (or docking with --dock TARGET)"
+        )
+    if direction is not None and direction != objective.direction:
+        objective.direction = direction
+        objective.description += f" ({direction})"
+    return objective
 
 
 def _dock_scores(target, settings, scheduler, n_workers, smiles: list[str]) -> tuple[list[float], list[str | None]]:
