@@ -43,7 +43,7 @@ HEADERS = {
     "energy_kcal_mol": "E (kcal/mol)", "conformer_id": "conf", "force_field": "FF",
     "energy_hartree": "E (Ha)", "homo_ev": "HOMO (eV)", "lumo_ev": "LUMO (eV)", "gap_ev": "gap (eV)",
     "gap_std_ev": "± gap", "dipole_debye": "μ (D)",
-    "vina_score_kcal_mol": "Vina (kcal/mol)", "docked_smiles": "docked state",
+    "vina_score_kcal_mol": "Vina (kcal/mol)", "docked_smiles": "docked state", "similarity": "sim.",
 }
 
 InputArg = Annotated[str, typer.Argument(help="A SMILES string or a molecule file (.smi/.csv/.sdf/.mol2/.pdb/.xyz).")]
@@ -436,6 +436,77 @@ def train_fusion_command(
         raise _fail(str(exc)) from None
     console.print(f"step {state['step']}; best validation loss {state['best_val_loss']:.4f}; "
                   + ("finished" if state["finished"] else "stopped; run the same command to resume"))
+
+
+@app.command()
+def optimize(
+    lead: Annotated[str, typer.Argument(help="The lead molecule (SMILES).")],
+    objective: Annotated[str, typer.Option("--objective", help="qed, plogp, logp, sa, tpsa, gap_ev, homo_ev, lumo_ev, dipole_debye; ':min' minimises (e.g. logp:min).")] = "qed",
+    dock: Annotated[Optional[str], typer.Option("--dock", help="Optimise the Vina score against this dockstring target instead (e.g. DRD2).")] = None,
+    min_similarity: Annotated[float, typer.Option(help="Tanimoto floor (Morgan r=2) to the lead.")] = 0.4,
+    min_qed: Annotated[Optional[float], typer.Option(help="Hard constraint: QED at least this.")] = None,
+    max_sa: Annotated[Optional[float], typer.Option(help="Hard constraint: SA score at most this.")] = None,
+    n_iter: Annotated[int, typer.Option("--n-iter", help="Iterations of the RetMol loop.")] = 20,
+    n_samples: Annotated[int, typer.Option(help="Perturbed decodes per carried molecule and iteration.")] = 20,
+    top_k: Annotated[int, typer.Option(help="Molecules carried into the next iteration.")] = 5,
+    noise: Annotated[float, typer.Option(help="Standard deviation of the noise on the fused states.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Random seed; equal seeds give equal results.")] = 0,
+    exhaustiveness: Annotated[int, typer.Option(help="Vina exhaustiveness with --dock.")] = 8,
+    no_retrieval: Annotated[bool, typer.Option("--no-retrieval", help="Ablation: the same loop without exemplars.")] = False,
+    model: Annotated[Optional[Path], typer.Option("--model", help="Generator file (default: the shipped RetMol generator).")] = None,
+    library: Annotated[str, typer.Option(help="Exemplar database: 'moses' (1.58M, precomputed properties) or a molecule file.")] = "moses",
+    out: OutOption = None,
+) -> None:
+    """Optimise a lead with the retrieval-augmented generator (RetMol) under a similarity floor.
+
+    Prints the best molecules found (objective, similarity to the lead, QED, SA) and writes
+    all of them, ranked, to --out (.csv/.parquet/.sdf).
+    """
+    from generation.errors import GenerationError
+    from generation.fusion import RetrievalGenerator
+    from generation.optimize import Constraint, OptimizeSettings, default_generator_path
+    from generation.optimize import optimize as run_optimization
+    from molops import objectives
+
+    try:
+        goal = objectives.docking(dock, exhaustiveness=exhaustiveness, seed=seed) if dock else objectives.by_name(objective)
+        constraints = []
+        if min_qed is not None:
+            constraints.append(Constraint("qed", minimum=min_qed))
+        if max_sa is not None:
+            constraints.append(Constraint("sa_score", maximum=max_sa))
+        settings = OptimizeSettings(n_iterations=n_iter, n_samples=n_samples, top_k=top_k, noise_std=noise,
+                                    min_similarity=min_similarity, use_retrieval=not no_retrieval, seed=seed,
+                                    constraints=tuple(constraints))
+        generator = RetrievalGenerator.load(model or default_generator_path())
+        database = None
+        if library != "moses" and not no_retrieval:
+            from generation.retrieval import ExemplarDatabase
+
+            exemplars = read_molecules(library)
+            exemplars = exemplars[exemplars["error"].isna()]
+            database = ExemplarDatabase.from_smiles([Chem.MolToSmiles(m, isomericSmiles=False) for m in exemplars["mol"]])
+        stderr.print(f"objective: {goal.description}; similarity ≥ {min_similarity:g}"
+                     + "".join(f"; {c}" for c in constraints), highlight=False)
+        frame = run_optimization(lead, goal, generator=generator, database=database, settings=settings)
+    except (ChemToolkitError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    lead_row = frame.attrs["lead"]
+    stderr.print(f"lead {lead_row['smiles']}: {goal.name} {lead_row[goal.name]:.3f}, QED {lead_row['qed']:.3f}, "
+                 f"SA {lead_row['sa_score']:.2f}", highlight=False)
+    if frame.empty:
+        stderr.print("[yellow]no valid molecule met the constraints[/]; try more iterations, more noise or a lower --min-similarity")
+        raise typer.Exit(code=1)
+    _print_table(frame.head(10), ["smiles", goal.name, "similarity", "qed", "sa_score", "iteration"],
+                 title=f"best {min(10, len(frame))} of {len(frame)} molecules ({goal.name}, {goal.direction})")
+    if out is not None:
+        table = frame.copy()
+        table.insert(0, "rank", range(1, len(table) + 1))
+        if out.suffix.lower() == ".sdf":
+            table["mol"] = [Chem.MolFromSmiles(s) for s in table["smiles"]]
+        table.attrs = {}
+        write_molecules(table, out)
+        console.print(f"wrote {len(table)} molecules to {out}")
 
 
 def main() -> None:

@@ -66,3 +66,26 @@ def test_bad_leads_and_empty_databases_give_clear_errors(generator):
                      settings=settings, progress=False)
     assert frame.attrs["retrieval_misses"] == 1  # nothing better to retrieve: recorded, not fatal
     assert not math.isnan(frame.attrs["lead"]["qed"])
+
+
+def test_cli_optimize_prints_a_ranked_table_and_writes_it(generator, tmp_path):
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from molops.cli import app
+
+    model = tmp_path / "tiny.pt"
+    generator.save(model)
+    library = tmp_path / "library.smi"
+    library.write_text("\n".join(LIBRARY) + "\n")
+    out = tmp_path / "optimised.csv"
+    args = ["optimize", LEAD, "--objective", "qed", "--min-similarity", "0.3", "--n-iter", "3", "--n-samples", "16",
+            "--noise", "1.5", "--model", str(model), "--library", str(library), "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "best" in result.output and "QED" in result.output
+    table = pd.read_csv(out)
+    assert table["rank"].tolist() == list(range(1, len(table) + 1))
+    assert (table["similarity"] >= 0.3).all() and table["qed"].is_monotonic_decreasing
+    bad = CliRunner().invoke(app, ["optimize", "C1CC(", "--model", str(model), "--library", str(library)])
+    assert bad.exit_code == 1 and "cannot parse" in bad.output
