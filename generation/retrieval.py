@@ -24,7 +24,7 @@ import pandas as pd
 from rdkit import Chem
 
 from generation.errors import GenerationError
-from molops.data import cache_dir, moses_smiles
+from molops.data import moses_smiles
 from molops.errors import ChemToolkitError
 from molops.similarity import SimilarityIndex
 
@@ -65,7 +65,9 @@ def moses_properties_path() -> Path:
     return Path(__file__).with_name("data") / "moses_train_properties.npz"
 
 
-def build_moses_properties(path: Path | None = None, *, scheduler: object = None, progress: bool = True) -> Path:
+def build_moses_properties(
+    path: Path | None = None, *, scheduler: object = None, n_workers: int | None = None, progress: bool = True
+) -> Path:
     """Compute `PROPERTY_COLUMNS` for the MOSES training set on Dask (resumable journal)."""
     from molops.distributed import map_items
 
@@ -73,9 +75,9 @@ def build_moses_properties(path: Path | None = None, *, scheduler: object = None
     smiles = moses_smiles("train").tolist()
     chunk = 20_000
     chunks = {start: smiles[start : start + chunk] for start in range(0, len(smiles), chunk)}
-    journal = cache_dir() / "moses_train_properties.journal.jsonl"
-    done = map_items(_properties_chunk, chunks, scheduler=scheduler, journal=journal, progress=progress,
-                     description="MOSES properties", max_in_flight=4)
+    journal = path.with_name(path.stem + ".journal.jsonl")  # beside the output: survives a lost cache
+    done = map_items(_properties_chunk, chunks, scheduler=scheduler, n_workers=n_workers, journal=journal,
+                     progress=progress, description="MOSES properties", max_in_flight=4)
     failed = done[done["error"].notna()]
     if len(failed):
         raise GenerationError(f"MOSES properties: chunk {failed['key'].iloc[0]} failed: {failed['error'].iloc[0]}")
@@ -217,9 +219,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Build the MOSES property table of the exemplar database.")
     parser.add_argument("--build", action="store_true")
     parser.add_argument("--scheduler", default=None, help="Dask scheduler address (default: a LocalCluster)")
+    parser.add_argument("--workers", type=int, default=None, help="LocalCluster worker processes")
     args = parser.parse_args()
     if args.build:
-        print(f"wrote {build_moses_properties(scheduler=args.scheduler)}")
+        print(f"wrote {build_moses_properties(scheduler=args.scheduler, n_workers=args.workers)}")
 
 
 if __name__ == "__main__":
