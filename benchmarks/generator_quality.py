@@ -24,8 +24,7 @@ import numpy as np
 import torch
 from rdkit import Chem, RDLogger
 
-from generation.fusion import RetrievalGenerator
-from generation.optimize import default_generator_path
+from generation.optimize import load_generator
 from molops.data import moses_smiles
 from molops.similarity import tanimoto
 
@@ -36,12 +35,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--noise", type=float, nargs="+", default=[0.5, 1.0, 1.5])
-    parser.add_argument("--model", type=Path, default=default_generator_path())
+    parser.add_argument("--model", type=Path, default=None, help="generator file (default: the shipped one)")
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     RDLogger.DisableLog("rdApp.*")
-    generator = RetrievalGenerator.load(args.model)
+    generator = load_generator(args.model)
     seeds = moses_smiles("test").sample(args.n, random_state=args.seed).tolist()
     train = set(moses_smiles("train"))
     rng = torch.Generator().manual_seed(args.seed)
@@ -73,7 +72,7 @@ def main() -> None:
     RESULTS.write_text(
         f"# Generator samples around {args.n} MOSES test molecules\n\n"
         f"Command: `.venv/bin/python benchmarks/generator_quality.py --n {args.n} --noise {' '.join(map(str, args.noise))}`\n\n"
-        f"Model: {args.model.name} ({meta})\n\n{text}\n\nNoise 0 is plain reconstruction (changed = not reconstructed).\n"
+        f"Model: {args.model or 'shipped retmol_moses.pt'} ({meta})\n\n{text}\n\nNoise 0 is plain reconstruction (changed = not reconstructed).\n"
     )
 
 

@@ -52,14 +52,13 @@ def run(
 
     `success(best_value, lead_value, similarity)` decides a lead's success for one method.
     """
-    from generation.fusion import RetrievalGenerator
-    from generation.optimize import OptimizeSettings, default_generator_path, optimize
+    from generation.optimize import OptimizeSettings, load_generator, optimize
     from generation.retrieval import ExemplarDatabase, moses_properties
     from molops.library import load_library_index
 
     journal = RESULTS / f"{name}.journal.jsonl"
     done = {(r["lead"], r["method"], r["min_similarity"]) for r in read_journal(journal)}
-    generator = RetrievalGenerator.load(default_generator_path())
+    generator = load_generator()
     index, base_properties = load_library_index("moses"), moses_properties()
     database = ExemplarDatabase(index, base_properties)
     started = time.perf_counter()

@@ -34,7 +34,7 @@ from molops.errors import ChemToolkitError, describe_input
 from molops.objectives import Objective
 from molops.similarity import SimilarityIndex
 
-__all__ = ["Constraint", "OptimizeSettings", "optimize", "default_generator_path", "prepare_lead"]
+__all__ = ["Constraint", "OptimizeSettings", "optimize", "default_generator_path", "load_generator", "prepare_lead"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,19 @@ WEIGHTS = Path(__file__).with_name("weights")
 def default_generator_path() -> Path:
     """The shipped RetMol generator (BART + fusion trained by this project on MOSES)."""
     return WEIGHTS / "retmol_moses.pt"
+
+
+def load_generator(path: str | Path | None = None) -> RetrievalGenerator:
+    """The generator at `path`, or the shipped one (with a clear error while none ships)."""
+    if path is None:
+        path = default_generator_path()
+        if not path.exists():
+            raise GenerationError(
+                f"no shipped generator at {path} yet: train one with `molops train-generator "
+                "generation/configs/seq2seq_moses.yaml` and `molops train-fusion generation/configs/fusion_moses.yaml`, "
+                "then `python benchmarks/export_generator.py`, or pass --model FILE"
+            )
+    return RetrievalGenerator.load(path)
 
 
 @dataclass(frozen=True)
@@ -162,7 +175,7 @@ def optimize(
     Raises:
         GenerationError: bad lead, or an objective that cannot score the lead.
     """
-    generator = generator or RetrievalGenerator.load(default_generator_path())
+    generator = generator or load_generator()
     generator.eval()
     lead_smiles = prepare_lead(lead, generator)
     if database is None and settings.use_retrieval:

@@ -462,9 +462,7 @@ def optimize(
     Prints the best molecules found (objective, similarity to the lead, QED, SA) and writes
     all of them, ranked, to --out (.csv/.parquet/.sdf).
     """
-    from generation.errors import GenerationError
-    from generation.fusion import RetrievalGenerator
-    from generation.optimize import Constraint, OptimizeSettings, default_generator_path
+    from generation.optimize import Constraint, OptimizeSettings, load_generator
     from generation.optimize import optimize as run_optimization
     from molops import objectives
 
@@ -478,7 +476,7 @@ def optimize(
         settings = OptimizeSettings(n_iterations=n_iter, n_samples=n_samples, top_k=top_k, noise_std=noise,
                                     min_similarity=min_similarity, use_retrieval=not no_retrieval, seed=seed,
                                     constraints=tuple(constraints))
-        generator = RetrievalGenerator.load(model or default_generator_path())
+        generator = load_generator(model)
         database = None
         if library != "moses" and not no_retrieval:
             from generation.retrieval import ExemplarDatabase
