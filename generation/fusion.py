@@ -135,30 +135,24 @@ class RetrievalGenerator(nn.Module):
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        bart = {k: v.half() if v.is_floating_point() else v for k, v in self.seq2seq.state_dict().items()}
-        fusion = {k: v.half() if v.is_floating_point() else v for k, v in self.fusion.state_dict().items()}
+        from generation.seq2seq import half_weights
+
         torch.save({"seq2seq_config": asdict(self.seq2seq.config), "vocabulary": self.tokenizer.tokens,
-                    "seq2seq": bart, "fusion_config": self.fusion.to_dict(), "fusion": fusion,
-                    "metadata": metadata}, path)
+                    "seq2seq": half_weights(self.seq2seq), "fusion_config": self.fusion.to_dict(),
+                    "fusion": half_weights(self.fusion), "metadata": metadata}, path)
 
     @classmethod
     def load(cls, path, device: str | torch.device = "cpu") -> RetrievalGenerator:
         """Load a `save`d generator (weights back in fp32)."""
-        from pathlib import Path
+        from generation.seq2seq import MoleculeSeq2Seq, Seq2SeqConfig, float_weights, read_checkpoint
+        from generation.tokenizer import SmilesTokenizer
 
-        from generation.errors import GenerationError
-        from generation.seq2seq import MoleculeSeq2Seq, Seq2SeqConfig
-
-        path = Path(path)
-        if not path.exists():
-            raise GenerationError(f"generator weights {path} do not exist")
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-        seq2seq = MoleculeSeq2Seq(Seq2SeqConfig(**payload["seq2seq_config"]))
-        if payload["vocabulary"] != seq2seq.tokenizer.tokens:
-            raise GenerationError(f"{path}: trained with another vocabulary than generation/vocab.txt")
-        seq2seq.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["seq2seq"].items()})
+        tokenizer = SmilesTokenizer()
+        payload = read_checkpoint(path, tokenizer)
+        seq2seq = MoleculeSeq2Seq(Seq2SeqConfig(**payload["seq2seq_config"]), tokenizer)
+        seq2seq.load_state_dict(float_weights(payload["seq2seq"]))
         fusion = InformationFusion(FusionConfig(**payload["fusion_config"]))
-        fusion.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["fusion"].items()})
+        fusion.load_state_dict(float_weights(payload["fusion"]))
         model = cls(seq2seq, fusion)
         model.metadata = payload.get("metadata", {})
         return model.to(device).eval()

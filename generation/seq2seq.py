@@ -75,6 +75,27 @@ class Seq2SeqConfig:
         )
 
 
+def half_weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """State dict with floating-point tensors in fp16 (half the size of shipped files)."""
+    return {k: v.half() if v.is_floating_point() else v for k, v in module.state_dict().items()}
+
+
+def float_weights(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A stored state dict with floating-point tensors back in fp32."""
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+
+
+def read_checkpoint(path: str | Path, tokenizer: SmilesTokenizer) -> dict[str, Any]:
+    """The payload of a generator file, after checking it exists and uses our vocabulary."""
+    path = Path(path)
+    if not path.exists():
+        raise GenerationError(f"generator file {path} does not exist")
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    if payload.get("vocabulary") != tokenizer.tokens:
+        raise GenerationError(f"{path}: trained with another vocabulary than generation/vocab.txt")
+    return payload
+
+
 class MoleculeSeq2Seq(torch.nn.Module):
     """BART over SMILES tokens with encode / decode helpers for latent-space generation."""
 
@@ -149,7 +170,7 @@ class MoleculeSeq2Seq(torch.nn.Module):
         configuration, the vocabulary and `metadata` (training data, steps, metrics)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        weights = {k: (v.half() if half and v.is_floating_point() else v) for k, v in self.state_dict().items()}
+        weights = half_weights(self) if half else self.state_dict()
         torch.save({"config": asdict(self.config), "vocabulary": self.tokenizer.tokens,
                     "state_dict": weights, "metadata": metadata}, path)
         return path
@@ -157,13 +178,9 @@ class MoleculeSeq2Seq(torch.nn.Module):
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> MoleculeSeq2Seq:
         """Load a `save`d file (weights back in fp32); refuses a vocabulary other than ours."""
-        path = Path(path)
-        if not path.exists():
-            raise GenerationError(f"generator checkpoint {path} does not exist")
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-        model = cls(Seq2SeqConfig(**payload["config"]))
-        if payload["vocabulary"] != model.tokenizer.tokens:
-            raise GenerationError(f"{path}: trained with another vocabulary than generation/vocab.txt")
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()})
+        tokenizer = SmilesTokenizer()
+        payload = read_checkpoint(path, tokenizer)
+        model = cls(Seq2SeqConfig(**payload["config"]), tokenizer)
+        model.load_state_dict(float_weights(payload["state_dict"]))
         model.metadata = payload.get("metadata", {})
         return model.to(device).eval()

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from generation.errors import GenerationError
 from generation.fusion import FusionConfig, InformationFusion, RetrievalGenerator
 from generation.seq2seq import MoleculeSeq2Seq
-from molops.runfiles import append_csv, save_atomic
+from molops.runfiles import append_csv, read_yaml_options, save_atomic
 
 __all__ = ["FusionTrainConfig", "neighbour_pairs", "train_fusion"]
 
@@ -60,14 +60,7 @@ class FusionTrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> FusionTrainConfig:
-        path = Path(path)
-        if not path.exists():
-            raise GenerationError(f"training config {path} does not exist")
-        values = yaml.safe_load(path.read_text()) or {}
-        unknown = set(values) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise GenerationError(f"{path}: unknown option(s) {sorted(unknown)}")
-        return cls(**values)
+        return cls(**read_yaml_options(path, cls.__dataclass_fields__, "training config"))
 
 
 def neighbour_pairs(queries: list[str], index, k: int, path: Path, chunk: int = 1000, progress: bool = True) -> pd.DataFrame:

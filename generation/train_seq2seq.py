@@ -30,10 +30,9 @@ import yaml
 from rdkit import Chem, RDLogger
 from tqdm.auto import tqdm
 
-from generation.errors import GenerationError
 from generation.seq2seq import MoleculeSeq2Seq, Seq2SeqConfig
 from generation.tokenizer import tokenize
-from molops.runfiles import append_csv, save_atomic
+from molops.runfiles import append_csv, read_yaml_options, save_atomic
 
 __all__ = ["Seq2SeqTrainConfig", "corrupt", "train_seq2seq", "validate"]
 
@@ -63,14 +62,7 @@ class Seq2SeqTrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Seq2SeqTrainConfig:
-        path = Path(path)
-        if not path.exists():
-            raise GenerationError(f"training config {path} does not exist")
-        values = yaml.safe_load(path.read_text()) or {}
-        unknown = set(values) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise GenerationError(f"{path}: unknown option(s) {sorted(unknown)}")
-        return cls(**values)
+        return cls(**read_yaml_options(path, cls.__dataclass_fields__, "training config"))
 
 
 def randomized_smiles(smiles: str, rng: np.random.Generator) -> str:

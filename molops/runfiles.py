@@ -1,13 +1,14 @@
-"""Files of long-running jobs: atomic checkpoints and append-only metrics tables."""
+"""Files of long-running jobs: atomic checkpoints, append-only metrics tables, YAML options."""
 
 from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["append_csv", "save_atomic"]
+__all__ = ["append_csv", "read_yaml_options", "save_atomic"]
 
 
 def save_atomic(state: Any, path: str | Path) -> None:
@@ -30,3 +31,25 @@ def append_csv(path: str | Path, row: dict[str, Any]) -> None:
         if new:
             writer.writeheader()
         writer.writerow(row)
+
+
+def read_yaml_options(path: str | Path, fields: Iterable[str], what: str = "config") -> dict[str, Any]:
+    """The mapping of a YAML options file, checked against the accepted `fields`.
+
+    Raises:
+        ChemToolkitError: missing file, not a mapping, or unknown keys (all named).
+    """
+    import yaml
+
+    from molops.errors import ChemToolkitError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ChemToolkitError(f"{what} {path} does not exist")
+    values = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(values, dict):
+        raise ChemToolkitError(f"{path}: expected a mapping of options, got {type(values).__name__}")
+    unknown = set(values) - set(fields)
+    if unknown:
+        raise ChemToolkitError(f"{path}: unknown option(s) {sorted(unknown)}; valid: {sorted(fields)}")
+    return values
