@@ -26,7 +26,7 @@ from molops.io import READERS, mol_to_smiles, read_molecules, to_mol, write_mole
 
 app = typer.Typer(
     name="molops",
-    help="Molecule operations: descriptors, conformers, similarity search, docking, orbital features, quantum-property prediction.",
+    help="Molecule operations: optimisation (RetMol), docking, descriptors, conformers, similarity search, orbital features, quantum-property prediction.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
