@@ -78,7 +78,9 @@ def neighbour_pairs(queries: list[str], index, k: int, path: Path, chunk: int = 
                 hits = hits[hits["smiles"] != query]["smiles"].tolist()[: k + 1]
                 if len(hits) == k + 1:
                     rows.append({"input": query, "target": hits[0], "exemplars": hits[1:]})
-            pd.DataFrame(rows).to_parquet(part)
+            tmp = part.with_suffix(".tmp")
+            pd.DataFrame(rows).to_parquet(tmp)
+            os.replace(tmp, part)  # a kill mid-write leaves no half-written chunk
         parts.append(pd.read_parquet(part))
     return pd.concat(parts, ignore_index=True)
 
