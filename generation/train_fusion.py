@@ -45,6 +45,12 @@ class FusionTrainConfig:
     out_dir: str = "runs/fusion_moses"
     seq2seq: str = "runs/seq2seq_moses/best.pt"
     fusion: dict[str, Any] = field(default_factory=dict)
+    # Warm start: fusion weights of an earlier run (its generator.pt or last.pt), used when the
+    # BART was trained further and the fusion only has to follow its encoder's drift.
+    init_fusion: str | None = None
+    # Where the neighbour lists are cached (chunks <stem>.<i>.parquet); default: the run folder.
+    # Runs on the same pool and seed can share them.
+    pairs_path: str | None = None
     n_pairs: int = 20_000
     n_val: int = 200
     k: int = 10
@@ -85,6 +91,18 @@ def neighbour_pairs(queries: list[str], index, k: int, path: Path, chunk: int = 
     return pd.concat(parts, ignore_index=True)
 
 
+def _fusion_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """The fusion module's weights (fp32) from a generator file or a fusion run's last.pt."""
+    from generation.seq2seq import float_weights
+
+    if not Path(path).exists():
+        raise GenerationError(f"init_fusion: no such file {path}")
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    if "fusion" not in payload:
+        raise GenerationError(f"init_fusion: {path} holds no fusion weights (keys: {sorted(payload)})")
+    return float_weights(payload["fusion"])
+
+
 def _loss(model: RetrievalGenerator, rows: pd.DataFrame, k: int) -> torch.Tensor:
     fused, mask = model.fused_states(rows["input"].tolist(), [list(e) for e in rows["exemplars"]], k)
     labels = model.seq2seq.labels(rows["target"].tolist())
@@ -121,7 +139,8 @@ def train_fusion(config: FusionTrainConfig, pairs: pd.DataFrame | None = None, *
 
         pool = moses_smiles("train").to_numpy()
         chosen = np.random.default_rng(config.seed).choice(len(pool), config.n_pairs + config.n_val, replace=False)
-        pairs = neighbour_pairs(pool[chosen].tolist(), load_library_index("moses"), config.k, out / "pairs.parquet",
+        pairs = neighbour_pairs(pool[chosen].tolist(), load_library_index("moses"), config.k,
+                                Path(config.pairs_path) if config.pairs_path else out / "pairs.parquet",
                                 progress=progress)
     val, train = pairs.iloc[: config.n_val], pairs.iloc[config.n_val :].reset_index(drop=True)
     if train.empty:
@@ -133,6 +152,9 @@ def train_fusion(config: FusionTrainConfig, pairs: pd.DataFrame | None = None, *
     optimizer = torch.optim.AdamW(fusion.parameters(), lr=config.lr, weight_decay=0.01)
     state = {"step": 0, "finished": False, "best_val_loss": float("inf"), "train_seconds": 0.0}
     last = out / "last.pt"
+    if config.init_fusion and not last.exists():
+        fusion.load_state_dict(_fusion_weights(config.init_fusion))
+        log.info("fusion weights initialised from %s", config.init_fusion)
     if last.exists():
         payload = torch.load(last, map_location="cpu", weights_only=False)
         fusion.load_state_dict(payload["fusion"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from generation.fusion import FusionConfig, InformationFusion
@@ -77,3 +78,19 @@ def test_fusion_training_resumes_and_writes_a_loadable_generator(tmp_path):
     assert fused.shape[0] == 2 and mask.shape == fused.shape[:2]
     plain, _ = generator.seq2seq.encode(["CCN"])
     assert torch.allclose(fused[1, : plain.shape[1]], plain[0], atol=1e-5)  # no exemplar: unchanged
+
+    # Warm start of a new run from this run's fusion weights (after the BART was trained further).
+    warm = FusionTrainConfig(**{**config.__dict__, "out_dir": str(tmp_path / "warm"), "max_steps": 0,
+                                "init_fusion": str(tmp_path / "fusion" / "last.pt")})
+    train_fusion(warm, pairs, progress=False)
+    trained = torch.load(tmp_path / "fusion" / "last.pt", weights_only=False)["fusion"]
+    started = torch.load(tmp_path / "warm" / "last.pt", weights_only=False)["fusion"]
+    assert all(torch.equal(trained[name], started[name]) for name in trained)
+
+
+def test_fusion_warm_start_from_a_missing_file_is_a_clear_error(tmp_path):
+    from generation.errors import GenerationError
+    from generation.train_fusion import _fusion_weights
+
+    with pytest.raises(GenerationError, match="no such file"):
+        _fusion_weights(tmp_path / "absent.pt")
