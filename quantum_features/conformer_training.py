@@ -39,6 +39,7 @@ from torch_geometric.utils import scatter
 from tqdm.auto import tqdm
 
 from molops.runfiles import append_csv, read_yaml_options, save_atomic
+from quantum_features.epochs import EpochProgress
 from quantum_features.labelling import LabelSet
 from quantum_features.model import ModelConfig, OrbitalPropertyNet, element_counts
 
@@ -180,21 +181,14 @@ def fit_conformers(config: ConformerTrainConfig, train_graphs: list, val_graphs:
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=config.lr_patience,
                                                            min_lr=config.min_lr)
-    progress_state = {"epoch": 0, "best_val_loss": float("inf"), "best_epoch": -1, "since_best": 0,
-                      "finished": False, "stop_reason": None, "best_val": {}}
+    progress_state = EpochProgress(config.max_epochs, config.patience, config.max_minutes)
     if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        progress_state.update(state["progress"])
-        torch.set_rng_state(state["rng_torch"])
-        if progress_state["stop_reason"] == "max_epochs reached" and progress_state["epoch"] < config.max_epochs:
-            progress_state.update(finished=False, stop_reason=None)  # asked for more epochs
-    if progress_state["finished"]:
-        return progress_state
+        progress_state.resume(state, optimizer, scheduler)
+    if progress_state.finished:
+        return progress_state.state
     (out / "config.yaml").write_text(yaml.safe_dump(asdict(config), sort_keys=False))
-    started = time.perf_counter()
-    epochs = tqdm(range(progress_state["epoch"], config.max_epochs), desc=f"train {out.name}",
-                  initial=progress_state["epoch"], total=config.max_epochs, disable=not progress)
+    epochs = tqdm(range(progress_state.state["epoch"], config.max_epochs), desc=f"train {out.name}",
+                  initial=progress_state.state["epoch"], total=config.max_epochs, disable=not progress)
     for epoch in epochs:
         tick = time.perf_counter()
         model.train()
@@ -213,32 +207,18 @@ def fit_conformers(config: ConformerTrainConfig, train_graphs: list, val_graphs:
                     + config.weights.get("energy", 0) * metrics["energy_mae_kcal_mol"] / HARTREE_TO_KCAL / scales["energy"]
                     + config.weights.get("forces", 0) * metrics["force_mae_hartree_per_angstrom"] / scales["forces"])
         scheduler.step(val_loss)
-        improved = val_loss < progress_state["best_val_loss"]
-        progress_state["epoch"] = epoch + 1
-        if improved:
-            progress_state.update(best_val_loss=val_loss, best_epoch=epoch, since_best=0, best_val=metrics)
-        else:
-            progress_state["since_best"] += 1
-        if progress_state["since_best"] >= config.patience:
-            progress_state.update(finished=True, stop_reason=f"early stopping after {config.patience} epochs")
-        elif epoch + 1 >= config.max_epochs:
-            progress_state.update(finished=True, stop_reason="max_epochs reached")
+        improved = progress_state.record(epoch, val_loss, metrics)
         append_csv(out / "metrics.csv", {"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val_loss,
                                          **metrics, "lr": optimizer.param_groups[0]["lr"],
                                          "seconds": time.perf_counter() - tick})
         if improved:
             save_atomic({"model": model.state_dict(), "model_config": model.config.to_dict(), "epoch": epoch,
                          "val": metrics, "train_config": asdict(config)}, out / "best.pt")
-        save_atomic({"model": model.state_dict(), "model_config": model.config.to_dict(),
-                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                     "progress": progress_state, "rng_torch": torch.get_rng_state()}, last)
+        save_atomic(progress_state.checkpoint(model, optimizer, scheduler), last)
         epochs.set_postfix(val_loss=f"{val_loss:.3f}", r2=f"{metrics['median_r2']:.2f}")
-        if progress_state["finished"]:
+        if progress_state.finished or progress_state.out_of_time():
             break
-        if config.max_minutes is not None and (time.perf_counter() - started) / 60 >= config.max_minutes:
-            progress_state["stop_reason"] = f"time budget of {config.max_minutes} min used; run again to resume"
-            break
-    return progress_state
+    return progress_state.state
 
 
 def predict_label_graphs(models: list[OrbitalPropertyNet], graphs: list, forces: bool = True,

@@ -34,6 +34,7 @@ from torch_geometric.loader import DataLoader
 from tqdm.auto import tqdm
 
 from molops.runfiles import append_csv, save_atomic
+from quantum_features.epochs import EpochProgress
 from quantum_features.model import INTENSIVE_TARGETS, TARGETS, ModelConfig, OrbitalPropertyNet, options_from_dict
 
 __all__ = ["TrainConfig", "load_config", "train", "fit", "evaluate", "load_model", "export_weights", "targets_of",
@@ -183,17 +184,11 @@ def fit(config: TrainConfig, train_graphs: list, val_graphs: list, *, progress: 
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, factor=config.lr_factor, patience=config.lr_patience, min_lr=config.min_lr
     )
-    progress_state = {"epoch": 0, "best_val_loss": float("inf"), "best_epoch": -1, "since_best": 0,
-                      "finished": False, "stop_reason": None, "best_val_mae": {}}
+    progress_state = EpochProgress(config.max_epochs, config.patience, config.max_minutes)
     if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        progress_state.update(state["progress"])
-        torch.set_rng_state(state["rng_torch"])
-        if progress_state["stop_reason"] == "max_epochs reached" and progress_state["epoch"] < config.max_epochs:
-            progress_state.update(finished=False, stop_reason=None)  # asked for more epochs
-    if progress_state["finished"]:
-        return _summary(progress_state)
+        progress_state.resume(state, optimizer, scheduler)
+    if progress_state.finished:
+        return _summary(progress_state.state)
     if rank == 0:
         (out / "config.yaml").write_text(yaml.safe_dump(asdict(config), sort_keys=False))
 
@@ -201,13 +196,12 @@ def fit(config: TrainConfig, train_graphs: list, val_graphs: list, *, progress: 
     if world > 1:  # heads of targets left out of the loss get no gradient
         trainer = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=len(names) < len(TARGETS))
     sampler = DistributedSampler(train_graphs, num_replicas=world, rank=rank, seed=config.seed) if world > 1 else None
-    generator = torch.Generator().manual_seed(config.seed + progress_state["epoch"])
+    generator = torch.Generator().manual_seed(config.seed + progress_state.state["epoch"])
     loader = DataLoader(train_graphs, batch_size=config.batch_size, shuffle=sampler is None,
                         sampler=sampler, generator=generator if sampler is None else None)
     metrics_path = out / "metrics.csv"
-    started = time.perf_counter()
-    epochs = tqdm(range(progress_state["epoch"], config.max_epochs), desc=f"train {out.name}",
-                  initial=progress_state["epoch"], total=config.max_epochs, disable=not progress or rank != 0)
+    epochs = tqdm(range(progress_state.state["epoch"], config.max_epochs), desc=f"train {out.name}",
+                  initial=progress_state.state["epoch"], total=config.max_epochs, disable=not progress or rank != 0)
     for epoch in epochs:
         if sampler is not None:
             sampler.set_epoch(epoch)
@@ -227,42 +221,26 @@ def fit(config: TrainConfig, train_graphs: list, val_graphs: list, *, progress: 
             config.targets[t] * val[f"{t}_mae_{REPORT_UNITS[t][0]}"] / REPORT_UNITS[t][1] / scales[t] for t in names
         )
         scheduler.step(val_loss)
-        improved = val_loss < progress_state["best_val_loss"]
-        progress_state.update(epoch=epoch + 1)
-        if improved:
-            progress_state.update(best_val_loss=val_loss, best_epoch=epoch, since_best=0, best_val_mae=val)
-        else:
-            progress_state["since_best"] += 1
+        improved = progress_state.record(epoch, val_loss, val)
         lr = optimizer.param_groups[0]["lr"]
-        if progress_state["since_best"] >= config.patience:
-            progress_state.update(finished=True, stop_reason=f"early stopping: no improvement for {config.patience} epochs")
-        elif epoch + 1 >= config.max_epochs:
-            progress_state.update(finished=True, stop_reason="max_epochs reached")
         if rank == 0:
             row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val_loss, **val,
                    "lr": lr, "seconds": time.perf_counter() - tick}
             append_csv(metrics_path, row)
-            payload = {"model": model.state_dict(), "model_config": model.config.to_dict(),
-                       "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                       "progress": progress_state, "rng_torch": torch.get_rng_state(),
-                       "train_config": asdict(config)}
             if improved:
                 save_atomic({"model": model.state_dict(), "model_config": model.config.to_dict(),
                        "epoch": epoch, "val_mae": val, "train_config": asdict(config)}, out / "best.pt")
-            save_atomic(payload, last)
+            save_atomic(progress_state.checkpoint(model, optimizer, scheduler, train_config=asdict(config)), last)
             epochs.set_postfix(val_loss=f"{val_loss:.3f}", lr=f"{lr:.1e}")
-        if progress_state["finished"]:
+        if progress_state.finished or progress_state.out_of_time():
             break
-        if config.max_minutes is not None and (time.perf_counter() - started) / 60 >= config.max_minutes:
-            progress_state["stop_reason"] = f"time budget of {config.max_minutes} min used; run again to resume"
-            break
-    return _summary(progress_state)
+    return _summary(progress_state.state)
 
 
 def _summary(progress_state: dict[str, Any]) -> dict[str, Any]:
     return {"epoch": progress_state["epoch"], "best_epoch": progress_state["best_epoch"],
             "best_val_loss": progress_state["best_val_loss"], "finished": progress_state["finished"],
-            "stop_reason": progress_state["stop_reason"], "val_mae": progress_state["best_val_mae"]}
+            "stop_reason": progress_state["stop_reason"], "val_mae": progress_state["best_val"]}
 
 
 def run_wall_time(run: str | Path) -> tuple[float, int]:
