@@ -15,15 +15,39 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
+import torch
 import yaml
 
 from generation.fusion import RetrievalGenerator
 from generation.optimize import default_generator_path
 
 
-def _last_metrics(run: Path) -> dict:
+def _metrics_at(run: Path, step: int) -> dict:
+    """The metrics.csv row of `step` (the evaluation that chose the exported weights)."""
     frame = pd.read_csv(run / "metrics.csv")
-    return frame.iloc[-1].to_dict()
+    rows = frame[frame["step"] == step]
+    return (rows if len(rows) else frame).iloc[-1].to_dict()
+
+
+def _config_file(run: Path) -> str:
+    """The shipped config file whose ``out_dir`` is `run`."""
+    for path in sorted(Path("generation/configs").glob("*.yaml")):
+        if Path(str(yaml.safe_load(path.read_text()).get("out_dir", ""))) == run:
+            return str(path)
+    return f"{run}/config.yaml"
+
+
+def _fusion_history(run: Path) -> tuple[str, float]:
+    """Training command(s) of the fusion run, following `init_fusion` warm starts, and total hours."""
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    metrics = pd.read_csv(run / "metrics.csv")
+    line = f"`molops train-fusion {_config_file(run)}`: {int(metrics['step'].iloc[-1])} steps of {config['batch_size']}, " \
+           f"{metrics['train_hours'].iloc[-1]:.2f} h"
+    hours = float(metrics["train_hours"].iloc[-1])
+    if config.get("init_fusion"):
+        earlier, earlier_hours = _fusion_history(Path(config["init_fusion"]).parent)
+        return f"{earlier}; then {line}, warm-started from `{config['init_fusion']}`", hours + earlier_hours
+    return line, hours
 
 
 def main() -> None:
@@ -38,7 +62,10 @@ def main() -> None:
     shutil.copyfile(source, target)
     s2s_config = yaml.safe_load((args.seq2seq_run / "config.yaml").read_text())
     fusion_config = yaml.safe_load((args.fusion_run / "config.yaml").read_text())
-    s2s, fusion = _last_metrics(args.seq2seq_run), _last_metrics(args.fusion_run)
+    bart_step = int(torch.load(args.seq2seq_run / "best.pt", map_location="cpu", weights_only=False)["metadata"]["step"])
+    s2s = _metrics_at(args.seq2seq_run, bart_step)
+    fusion = _metrics_at(args.fusion_run, int(generator.metadata["step"]))
+    fusion_history, fusion_hours = _fusion_history(args.fusion_run)
     n_bart = sum(p.numel() for p in generator.seq2seq.parameters())
     n_fusion = sum(p.numel() for p in generator.fusion.parameters())
     card = f"""# RetMol-style generator trained on MOSES (`retmol_moses.pt`)
@@ -58,9 +85,11 @@ and RetMol's information-fusion module ({n_fusion / 1e6:.2f}M parameters; {fusio
 ## Training (CPU, 2 cores, bfloat16 autocast)
 - `molops train-generator generation/configs/seq2seq_moses.yaml` (resumable): {int(s2s['step'])} steps, {int(s2s['examples'])} molecules seen
   ({s2s['examples'] / 1584663:.2f} epochs), {s2s['train_hours']:.2f} h of optimiser time.
-- `molops train-fusion generation/configs/fusion_moses.yaml`: {int(fusion['step'])} steps of {fusion_config['batch_size']}, {fusion['train_hours']:.2f} h.
+  The exported weights are `best.pt`, step {bart_step}.
+- Fusion ({fusion_hours:.2f} h in all): {fusion_history}. The exported weights are step {int(fusion['step'])} of the last run
+  (lowest validation loss).
 
-## Validation metrics (last evaluation of each run)
+## Validation metrics (the evaluations that chose the exported weights)
 - BART, on {s2s_config['n_val']} MOSES test molecules: token accuracy {s2s['val_token_accuracy']:.3f}, greedy exact reconstruction
   {s2s['val_reconstruction']:.3f}, validity {s2s['val_validity']:.3f}, loss {s2s['val_loss']:.4f}.
 - Fusion, on {fusion_config['n_val']} held-out neighbour lists: target written exactly {fusion['val_target_exact']:.3f} of the time
