@@ -25,7 +25,6 @@ Run:  .venv/bin/python benchmarks/edit_hit_ratio.py [--n 200] [--max-minutes 60]
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -39,6 +38,7 @@ from rdkit.Chem import QED, Crippen, Descriptors, rdMolDescriptors
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from edit_prompts import LOOKS_LIKE, SINGLE_OBJECTIVE  # noqa: E402
+from optimization_runner import generator_digest  # noqa: E402
 
 from generation.editor import EditSettings, edit  # noqa: E402
 from generation.errors import GenerationError  # noqa: E402
@@ -122,7 +122,7 @@ def main() -> None:
     generator = load_generator(args.model)
     database = ExemplarDatabase.moses()
     settings = EditSettings(n_iterations=args.n_iter, n_samples=args.n_samples)
-    digest = hashlib.sha256((args.model or default_generator_path()).read_bytes()).hexdigest()[:10]
+    digest = generator_digest(args.model)
     journal_path = RESULTS / f"edit_hit_ratio.{digest}.iter{args.n_iter}-samples{args.n_samples}.journal.jsonl"
     done = load_journal(journal_path)
     RESULTS.mkdir(parents=True, exist_ok=True)

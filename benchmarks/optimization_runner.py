@@ -1,9 +1,11 @@
 """Shared runner of the molecule-optimisation benchmarks (QED, penalised logP).
 
-For every lead and method it records one JSON line in ``benchmarks/results/<name>.journal.jsonl``
-(best objective value, similarity, success, seconds), so that the long runs (hundreds of leads,
+For every lead and method it records one JSON line in
+``benchmarks/results/<name>.<generator hash>.<settings>.journal.jsonl`` (best objective value,
+similarity, success, seconds), so that the long runs (hundreds of leads,
 about a minute each on 2 cores) spread over several sessions: calling the script again skips
-finished (lead, method) pairs. Methods:
+finished (lead, method) pairs. The journal is named after the generator file's hash and the
+loop settings, so results of other weights or settings are never mixed in. Methods:
 - ``retmol``: `generation.optimize` with retrieval from MOSES;
 - ``no-retrieval``: the same loop without exemplars (ablation);
 - ``best-of-database``: no generation; the best MOSES training molecule that meets the
@@ -12,6 +14,7 @@ finished (lead, method) pairs. Methods:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -23,6 +26,19 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 METHODS = ("retmol", "no-retrieval", "best-of-database")
+
+
+def generator_digest(path: Path | None = None) -> str:
+    """First 10 hex digits of the SHA-256 of a generator file (default: the shipped one)."""
+    from generation.optimize import default_generator_path
+
+    return hashlib.sha256(Path(path or default_generator_path()).read_bytes()).hexdigest()[:10]
+
+
+def journal_path(name: str, settings_kwargs: dict) -> Path:
+    """Where `run` journals benchmark `name` for the shipped generator and these settings."""
+    settings = "-".join(f"{key}{value}" for key, value in sorted(settings_kwargs.items()))
+    return RESULTS / f"{name}.{generator_digest()}.{settings}.journal.jsonl"
 
 
 def read_journal(path: Path) -> list[dict]:
@@ -56,7 +72,7 @@ def run(
     from generation.retrieval import ExemplarDatabase, moses_properties
     from molops.library import load_library_index
 
-    journal = RESULTS / f"{name}.journal.jsonl"
+    journal = journal_path(name, settings_kwargs)
     done = {(r["lead"], r["method"], r["min_similarity"]) for r in read_journal(journal)}
     generator = load_generator()
     index, base_properties = load_library_index("moses"), moses_properties()

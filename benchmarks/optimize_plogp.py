@@ -7,7 +7,7 @@ over the lead (0 when nothing valid meets the floor, as in the JT-VAE protocol).
 one run: the RetMol generator, the same loop without retrieval, and the best MOSES training
 molecule within the floor (no generation). Anchor: RetMol 11.55 (δ = 0.4) / 3.78 (δ = 0.6).
 
-Resumable like optimize_qed.py (``benchmarks/results/optimize_plogp.journal.jsonl``).
+Resumable like optimize_qed.py (``benchmarks/results/optimize_plogp.<generator hash>.<settings>.journal.jsonl``).
 
 Run:  .venv/bin/python benchmarks/optimize_plogp.py [--n 200] [--max-minutes 150]
 """
@@ -18,7 +18,7 @@ import argparse
 
 import numpy as np
 
-from optimization_runner import METHODS, RESULTS, run
+from optimization_runner import METHODS, RESULTS, generator_digest, run
 
 FLOORS = [0.4, 0.6]
 
@@ -63,7 +63,8 @@ def main() -> None:
     if len(rows) == len(chosen) * len(METHODS) * len(FLOORS):
         (RESULTS / "optimize_plogp.md").write_text(
             "# Penalised logP optimisation under a similarity floor, lowest-pLogP MOSES test leads\n\n"
-            f"Command: `.venv/bin/python benchmarks/optimize_plogp.py --n {args.n}`\n\n{text}\n\n"
+            f"Command: `.venv/bin/python benchmarks/optimize_plogp.py --n {args.n}` (generator {generator_digest()}, "
+            f"{args.n_iter} iterations of {args.n_samples} samples)\n\n{text}\n\n"
             "Anchor: RetMol 11.55 (δ = 0.4), 3.78 (δ = 0.6).\n")
     else:
         print(f"incomplete: {len(rows)} of {len(chosen) * len(METHODS) * len(FLOORS)} rows; run again to continue")

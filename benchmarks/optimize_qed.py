@@ -6,7 +6,7 @@ Methods, in one run: the RetMol generator, the same loop without retrieval, and 
 molecule of the MOSES training database within the similarity floor (no generation).
 Anchor: RetMol reports 94.5 % success; target here >= 95 %.
 
-Resumable: per-lead rows go to ``benchmarks/results/optimize_qed.journal.jsonl``;
+Resumable: per-lead rows go to ``benchmarks/results/optimize_qed.<generator hash>.<settings>.journal.jsonl``;
 ``--max-minutes`` bounds one call. The table goes to ``benchmarks/results/optimize_qed.md``
 once every lead has every method.
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 
 
-from optimization_runner import METHODS, RESULTS, run
+from optimization_runner import METHODS, RESULTS, generator_digest, run
 
 
 def leads(n: int) -> list[str]:
@@ -64,7 +64,8 @@ def main() -> None:
     if complete:
         (RESULTS / "optimize_qed.md").write_text(
             "# QED optimisation (QED 0.7-0.8 → ≥ 0.9, similarity ≥ 0.4), MOSES test leads\n\n"
-            f"Command: `.venv/bin/python benchmarks/optimize_qed.py --n {args.n}`\n\n{text}\n\n"
+            f"Command: `.venv/bin/python benchmarks/optimize_qed.py --n {args.n}` (generator {generator_digest()}, "
+            f"{args.n_iter} iterations of {args.n_samples} samples)\n\n{text}\n\n"
             "Anchor: RetMol 94.5 % success.\n")
     else:
         print(f"incomplete: {len(rows)} of {len(chosen) * len(METHODS)} rows; run again to continue")
