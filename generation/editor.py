@@ -4,7 +4,8 @@
 similarity floor), turns the requested changes into one objective (each change scaled by its
 strict threshold, so that "ΔlogP 0.5" and "one more donor" weigh the same), and runs the RetMol
 loop of `generation.optimize` around the input until it has found `n` edits that meet every
-request strictly (or the iterations run out). Edits are ranked: strict hits first, then loose
+request strictly (or the iterations run out; a round that ends short of them is followed by
+another with a new seed and more noise, up to `EditSettings.max_rounds`). Edits are ranked: strict hits first, then loose
 hits (every property moved the right way), each group by similarity to the input, so the top
 edit is the closest molecule that does what was asked.
 """
@@ -40,6 +41,11 @@ class EditSettings:
     noise_std: float = 1.0
     seed: int = 0
     use_retrieval: bool = True
+    # A search that ends without a strict hit is tried again, up to `max_rounds` in all, each
+    # round with a new seed and `noise_growth` times the noise (it reaches further from the
+    # input) and the exemplars found so far; easy requests stop after the first round.
+    max_rounds: int = 2
+    noise_growth: float = 1.5
 
 
 def intent_objective(intent: Intent) -> objectives.Objective:
@@ -92,7 +98,8 @@ def edit(
         constraints kept), ``hit_strict`` (every change at least its strict threshold: ΔlogP
         0.5, ΔQED 0.1, ΔTPSA 10 Å², ΔHBA/HBD 1, any gain in similarity to a named drug, Vina
         1 kcal/mol), ``qed``, ``sa_score``. ``frame.attrs``: ``interpretation`` (text),
-        ``input`` (the input's values), ``seconds``, ``candidates`` (edits considered).
+        ``input`` (the input's values), ``seconds``, ``candidates`` (edits considered),
+        ``rounds`` (search rounds run; see `EditSettings.max_rounds`).
 
     Raises:
         PromptError: the prompt cannot be grounded (nothing is edited).
@@ -137,15 +144,25 @@ def edit(
         Constraint(i.key, minimum=lead_values[i.key]) if i.direction > 0 else Constraint(i.key, maximum=lead_values[i.key])
         for i in reading.constraints if i.key in ("qed", "logp")
     )
-    loop = OptimizeSettings(
-        n_iterations=settings.n_iterations, n_samples=settings.n_samples, top_k=settings.top_k,
-        k_exemplars=settings.k_exemplars, noise_std=settings.noise_std, min_similarity=reading.min_similarity,
-        use_retrieval=settings.use_retrieval, seed=settings.seed, constraints=constraints,
-    )
-    found = optimize(
-        lead, score, generator=generator, database=database, settings=loop, progress=progress,
-        stop=lambda smiles: int(hits(smiles)[1].sum()) >= n,
-    )
+    database = database if database is not None or not settings.use_retrieval else ExemplarDatabase.moses()
+    rounds = []
+    for round_number in range(max(1, settings.max_rounds)):
+        loop = OptimizeSettings(
+            n_iterations=settings.n_iterations, n_samples=settings.n_samples, top_k=settings.top_k,
+            k_exemplars=settings.k_exemplars, noise_std=settings.noise_std * settings.noise_growth ** round_number,
+            min_similarity=reading.min_similarity, use_retrieval=settings.use_retrieval,
+            seed=settings.seed + round_number, constraints=constraints,
+        )
+        earlier = [s for part in rounds for s in part["smiles"]]
+        rounds.append(optimize(
+            lead, score, generator=generator, database=database, settings=loop, progress=progress,
+            stop=lambda smiles, earlier=earlier: int(hits(earlier + smiles)[1].sum()) >= n,
+        ))
+        if int(hits([s for part in rounds for s in part["smiles"]])[1].sum()) >= n:
+            break
+    nonempty = [part for part in rounds if len(part)]
+    found = (pd.concat(nonempty, ignore_index=True).drop_duplicates("smiles", ignore_index=True) if nonempty
+             else rounds[0])
     frame = found[["smiles", "similarity", "qed", "sa_score"]].copy() if len(found) else pd.DataFrame(
         columns=["smiles", "similarity", "qed", "sa_score"])
     loose, strict, deltas = hits(frame["smiles"].tolist())
@@ -159,6 +176,6 @@ def edit(
     frame = frame.drop(columns="edit_score").head(n).reset_index(drop=True)
     frame.attrs.update(
         interpretation=reading.describe(), input={"smiles": lead, **{measures[k].name: v for k, v in lead_values.items()}},
-        seconds=time.perf_counter() - start, candidates=len(found),
+        seconds=time.perf_counter() - start, candidates=len(found), rounds=len(rounds),
     )
     return frame

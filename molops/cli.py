@@ -717,7 +717,8 @@ def edit(
     if not frame["hit_loose"].any():
         stderr.print("[yellow]no edit moved every requested property the right way[/]; the closest attempts follow")
     _print_table(frame, [c for c in frame.columns if c not in ("sa_score",)],
-                 title=f"{len(frame)} edits ({int(frame['hit_strict'].sum())} strict hits), {frame.attrs['seconds']:.0f} s")
+                 title=f"{len(frame)} edits ({int(frame['hit_strict'].sum())} strict hits), "
+                       f"{frame.attrs['rounds']} search round(s), {frame.attrs['seconds']:.0f} s")
     if out is not None:
         _write_ranked(frame, out, "edits")
 

@@ -77,6 +77,16 @@ def test_edits_respect_the_similarity_floor_and_rank_hits_first(tiny_generator):
     assert frame["hit_strict"].any()  # e.g. the amino or hydroxy analogues of the library
 
 
+def test_a_search_without_strict_hits_gets_a_second_round_with_more_noise(tiny_generator):
+    lead = GENERATOR_LIBRARY[0]
+    settings = EditSettings(n_iterations=2, n_samples=8, top_k=2, k_exemplars=2, max_rounds=2)
+    # A similarity floor of 0.99 admits no analogue with one more donor: both rounds run.
+    frame = edit(lead, "add hydrogen bond donors", n=1, min_similarity=0.99, generator=tiny_generator,
+                 database=ExemplarDatabase.from_smiles(GENERATOR_LIBRARY), settings=settings, progress=False)
+    assert frame.attrs["rounds"] == 2
+    assert not frame["hit_strict"].any()
+
+
 def test_cli_edit_explains_refuses_and_writes(tiny_generator, tmp_path):
     explained = CliRunner().invoke(app, ["edit", "CCO", "fewer hydrogen bond acceptors", "--explain"])
     assert explained.exit_code == 0 and "decrease H-bond acceptors" in explained.output
