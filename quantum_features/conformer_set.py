@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from rdkit import Chem, RDLogger
-from rdkit.Chem import BRICS
+from rdkit.Chem import BRICS, rdMolDescriptors
 
 from molops.errors import ChemToolkitError
 from quantum_features.labelling import LabelOptions, LabelSet, label_molecules
@@ -88,9 +88,13 @@ def _sources() -> dict[str, list[str]]:
 
 def candidate_molecules(
     min_heavy: int = 5, max_heavy: int = 25, elements: frozenset[str] = DRUGLIKE_ELEMENTS, seed: int = 0,
-    tier_size: int = 5,
+    tier_size: int = 5, min_rotatable: int = 0,
 ) -> pd.DataFrame:
-    """Eligible molecules, in labelling order: ``id``, ``smiles``, ``source``, ``heavy_atoms``.
+    """Eligible molecules, in labelling order: ``id``, ``smiles``, ``source``, ``heavy_atoms``,
+    ``rotatable_bonds``.
+
+    `min_rotatable` keeps molecules with at least that many rotatable bonds (RDKit's strict
+    definition): rigid molecules have one conformer, which teaches nothing about ranking.
 
     Molecules are grouped in heavy-atom tiers of `tier_size` (5-9, 10-14, ...); within a
     tier the sources alternate (seeded shuffle within each source).
@@ -109,9 +113,13 @@ def candidate_molecules(
                 charged = any(a.GetFormalCharge() for a in mol.GetAtoms())
                 if not (min_heavy <= heavy <= max_heavy) or not symbols <= elements or charged:
                     continue
+                rotatable = rdMolDescriptors.CalcNumRotatableBonds(mol)
+                if rotatable < min_rotatable:
+                    continue
                 seen.add(parent)
                 digest = hashlib.sha1(parent.encode()).hexdigest()[:10]
-                rows.append({"id": f"{source}-{digest}", "smiles": parent, "source": source, "heavy_atoms": heavy})
+                rows.append({"id": f"{source}-{digest}", "smiles": parent, "source": source, "heavy_atoms": heavy,
+                             "rotatable_bonds": rotatable})
     finally:
         RDLogger.EnableLog("rdApp.*")
     frame = pd.DataFrame(rows)
@@ -121,7 +129,7 @@ def candidate_molecules(
     frame = frame.sort_values(["tier", "source", "shuffle"])
     frame["turn"] = frame.groupby(["tier", "source"]).cumcount()
     frame = frame.sort_values(["tier", "turn", "source"]).reset_index(drop=True)
-    return frame[["id", "smiles", "source", "heavy_atoms"]]
+    return frame[["id", "smiles", "source", "heavy_atoms", "rotatable_bonds"]]
 
 
 def write_data_card(labels: LabelSet, path: Path, command: str) -> Path:
@@ -159,6 +167,7 @@ def main() -> None:
     parser.add_argument("--n-molecules", type=int, default=100, help="first N molecules of the candidate order")
     parser.add_argument("--min-heavy", type=int, default=5)
     parser.add_argument("--max-heavy", type=int, default=25)
+    parser.add_argument("--min-rotatable", type=int, default=0, help="skip more rigid molecules")
     parser.add_argument("--n-conformers", type=int, default=4)
     parser.add_argument("--n-distorted", type=int, default=2)
     parser.add_argument("--max-minutes", type=float, default=None)
@@ -167,7 +176,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=default_label_path())
     parser.add_argument("--journal", type=Path, default=Path("runs/conformer_labels.journal.jsonl"))
     args = parser.parse_args()
-    candidates = candidate_molecules(args.min_heavy, args.max_heavy).head(args.n_molecules)
+    candidates = candidate_molecules(args.min_heavy, args.max_heavy, min_rotatable=args.min_rotatable).head(args.n_molecules)
     print(f"{len(candidates)} molecules ({candidates['heavy_atoms'].min()}-{candidates['heavy_atoms'].max()} heavy atoms; "
           f"{candidates['source'].value_counts().to_dict()})", flush=True)
     options = LabelOptions(n_conformers=args.n_conformers, n_distorted=args.n_distorted)
@@ -175,7 +184,7 @@ def main() -> None:
                                     scheduler=args.scheduler, n_workers=args.workers, journal=args.journal,
                                     max_minutes=args.max_minutes)
     command = (f"python -m quantum_features.conformer_set --n-molecules {args.n_molecules} --min-heavy {args.min_heavy} "
-               f"--max-heavy {args.max_heavy} --n-conformers {args.n_conformers} --n-distorted {args.n_distorted}")
+               f"--max-heavy {args.max_heavy} --min-rotatable {args.min_rotatable} --n-conformers {args.n_conformers} --n-distorted {args.n_distorted}")
     card = write_data_card(labels, args.out, command)
     failed = table["error"].notna().sum()
     print(f"{len(labels)} structures in {args.out}; {failed} failed; card {card}")

@@ -112,5 +112,7 @@ def test_conformer_set_candidates_are_druglike_capped_and_interleaved(monkeypatc
     assert frame["id"].str.match(r"^(drug|esol)-[0-9a-f]{10}$").all()
     assert frame["heavy_atoms"].between(5, 25).all()
     assert frame["heavy_atoms"].iloc[0] < 10  # small tier first
+    flexible = conformer_set.candidate_molecules(min_heavy=5, max_heavy=25, min_rotatable=3)
+    assert set(flexible["smiles"]) == {"CCCCCCO"}  # hexanol: 4 rotatable bonds; aromatics are rigid
     labels = LabelSet.from_rows([], {"level": "b3lyp-d3bj/sto-3g", "options": {"distortion_angstrom": 0.1}})
     assert labels.summary()["structures"] == 0
