@@ -52,7 +52,8 @@ class ConformerOptions:
 
     Attributes:
         n_conformers: at most this many conformers are returned.
-        seed: random seed of the embedding; equal seeds give identical ensembles.
+        seed: random seed of the embedding; equal seeds give identical ensembles (negative: a
+            different ensemble on every call).
         prune_rms_angstrom: minimum heavy-atom RMSD (Å, symmetry-aware) between kept conformers.
         energy_window_kcal_mol: drop conformers this far above the minimum (None keeps all).
         force_field: "MMFF94", "MMFF94s" or "UFF"; falls back to UFF if parameters are missing.
@@ -135,7 +136,9 @@ class ConformerEnsemble:
 
 def _embed(mol: Chem.Mol, count: int, options: ConformerOptions, label: str) -> list[int]:
     params = rdDistGeom.ETKDGv3()
-    params.randomSeed = options.seed
+    # RDKit's seed 0 makes every conformer of EmbedMultipleConfs the same (rdkit#1738, still so in
+    # 2026.09): our seeds 0, 1, 2, ... are RDKit's 1, 2, 3, ...; a negative seed is RDKit's -1 (random).
+    params.randomSeed = options.seed + 1 if options.seed >= 0 else -1
     params.numThreads = options.n_threads
     params.pruneRmsThresh = -1.0  # prune after minimisation, where it matters
     with rdkit_errors() as log:

@@ -37,6 +37,13 @@ def test_same_seed_same_ensemble_and_other_seed_differs():
     assert not np.array_equal(first.mol.GetConformer(0).GetPositions(), other.mol.GetConformer(0).GetPositions())
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_seed_zero_gives_distinct_conformers_like_any_other_seed(seed):
+    # RDKit's own seed 0 embeds the same conformer over and over (rdkit#1738).
+    ensemble = generate_conformers("CCCCCCCCCCCC(=O)O", n_conformers=6, seed=seed)
+    assert len(ensemble) >= 4
+
+
 def test_mmff_energies_match_a_fresh_force_field_evaluation():
     from rdkit.Chem import AllChem
 
