@@ -138,13 +138,21 @@ class MoleculeSeq2Seq(torch.nn.Module):
         do_sample: bool = False,
         temperature: float = 1.0,
         top_k: int = 0,
+        grammar: bool = True,
     ) -> list[list[str]]:
         """SMILES decoded from encoder states: one list of `num_return_sequences` per input row.
 
         Greedy by default; ``num_beams > 1`` for beam search, ``do_sample=True`` for sampling
-        (seed with ``torch.manual_seed`` for reproducible samples).
+        (seed with ``torch.manual_seed`` for reproducible samples). With `grammar` (default)
+        only strings that parse as SMILES can be written (`generation.grammar.SmilesGrammar`).
         """
+        from transformers import LogitsProcessorList
+
+        from generation.grammar import SmilesGrammar
+
+        processors = LogitsProcessorList([SmilesGrammar(self.tokenizer)] if grammar else [])
         outputs = self.bart.generate(
+            logits_processor=processors,
             encoder_outputs=BaseModelOutput(last_hidden_state=states),
             attention_mask=mask,
             max_length=self.config.max_length,

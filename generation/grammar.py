@@ -1,0 +1,242 @@
+"""SMILES grammar as a decoding constraint: the decoder may only write strings that can parse.
+
+A small BART trained on CPU makes two kinds of invalid SMILES. Syntax errors (an unclosed ring
+or branch, a bond with nothing after it, ``C11``) are impossible to write under this
+constraint: `SmilesGrammar` is a `transformers` logits processor that follows each sequence
+being decoded (atoms, bonds between them, open branches and ring labels) and forbids, at every
+step, the tokens that would make the prefix unparsable or the end premature. It also forbids
+bonds beyond an atom's valence (neutral atoms, aromatic bonds counted as single), and a ring
+closure between two aromatic atoms that would close an aromatic ring of fewer than 4 or more
+than 7 atoms, a common cause of RDKit's "can't kekulize" on this model's samples. Aromaticity itself
+is left to the model and to RDKit's check of every decoded molecule.
+
+The model's own preference decides among allowed tokens; for well-formed outputs nothing changes.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import torch
+from transformers import LogitsProcessor
+
+from generation.tokenizer import SmilesTokenizer
+
+__all__ = ["SmilesGrammar"]
+
+_BONDS = {"-": 1, "=": 2, "#": 3, "/": 1, "\\": 1, ":": 1}
+_AROMATIC_RING_SIZES = (4, 5, 6, 7)  # 5 and 6 nearly always; 4 and 7 in a few MOSES molecules
+# Most bonds (by order; an aromatic bond counts 1) an atom of this token may carry: neutral
+# atoms as in MOSES. Aromatic c may carry an exocyclic double bond (c(=O)); unknown tokens 4.
+_CAPACITY = {"C": 4, "c": 4, "N": 3, "n": 3, "[nH]": 2, "O": 2, "o": 2, "S": 6, "s": 4,
+             "F": 1, "Cl": 1, "Br": 1, "I": 1, "[H]": 1, "B": 3, "P": 5}
+
+
+@dataclass
+class _Prefix:
+    """What the grammar knows after a decoded prefix."""
+
+    aromatic: list[bool] = field(default_factory=list)  # per atom
+    capacity: list[int] = field(default_factory=list)  # per atom: most bond order it may carry
+    used: list[int] = field(default_factory=list)  # per atom: bond order it carries (incl. open rings)
+    neighbours: list[set[int]] = field(default_factory=list)
+    current: int = -1  # atom the next atom, branch or ring label attaches to
+    branches: list[int] = field(default_factory=list)  # atom at each open '('
+    rings: dict[str, tuple[int, int, bool]] = field(default_factory=dict)  # open label → (atom, order, explicit)
+    last: str = "start"  # start | atom | ring | open | close | bond | end
+    order: int = 1  # order of the bond the next atom or ring label makes
+    explicit: bool = False  # that bond was written ("c-1": a single bond, not an aromatic one)
+    before_bond: str = ""  # what the written bond follows: a ring label may only follow it after an atom
+
+    def copy(self) -> _Prefix:
+        return _Prefix(list(self.aromatic), list(self.capacity), list(self.used), [set(n) for n in self.neighbours],
+                       self.current, list(self.branches), dict(self.rings), self.last, self.order,
+                       self.explicit, self.before_bond)
+
+    def spare(self) -> int:
+        """Bond order the current atom can still take."""
+        return self.capacity[self.current] - self.used[self.current]
+
+    def distance(self, a: int, b: int, also_bonded_to_b: set[int] = frozenset()) -> int:
+        """Bonds on the shortest path between atoms a and b (a large number if none), with b
+        taken as bonded to the atoms `also_bonded_to_b` as well."""
+        seen, queue = {a: 0}, deque([a])
+        while queue:
+            atom = queue.popleft()
+            if atom == b:
+                return seen[atom]
+            extra = {b} if atom in also_bonded_to_b else set()
+            for other in self.neighbours[atom] | extra:
+                if other not in seen:
+                    seen[other] = seen[atom] + 1
+                    queue.append(other)
+        return 10**6
+
+
+class SmilesGrammar(LogitsProcessor):
+    """Masks the tokens that cannot continue a parsable SMILES (one instance per `generate` call).
+
+    Args:
+        tokenizer: the generator's tokenizer (its vocabulary defines the token classes).
+    """
+
+    def __init__(self, tokenizer: SmilesTokenizer) -> None:
+        self.tokenizer = tokenizer
+        self.kind: dict[int, str] = {}
+        for token_id, token in enumerate(tokenizer.tokens):
+            if token_id == tokenizer.eos_id:
+                self.kind[token_id] = "end"
+            elif token_id in (tokenizer.pad_id, tokenizer.bos_id, tokenizer.unk_id, tokenizer.mask_id):
+                self.kind[token_id] = "special"
+            elif token == "(":
+                self.kind[token_id] = "open"
+            elif token == ")":
+                self.kind[token_id] = "close"
+            elif token in _BONDS:
+                self.kind[token_id] = "bond"
+            elif token.isdigit() or token.startswith("%"):
+                self.kind[token_id] = "ring"
+            else:
+                self.kind[token_id] = "atom"
+        self.aromatic = {i: _is_aromatic(t) for i, t in enumerate(tokenizer.tokens) if self.kind[i] == "atom"}
+        self.capacity = {i: _CAPACITY.get(t, 4) for i, t in enumerate(tokenizer.tokens) if self.kind[i] == "atom"}
+        self.bond_order = {i: _BONDS[t] for i, t in enumerate(tokenizer.tokens) if self.kind[i] == "bond"}
+        self.ring_label = {i: t for i, t in enumerate(tokenizer.tokens) if self.kind[i] == "ring"}
+        self._by_kind = {k: torch.tensor([i for i, v in self.kind.items() if v == k], dtype=torch.long)
+                         for k in ("atom", "open", "close", "bond", "end", "special")}
+        self._prefixes: dict[tuple[int, ...], _Prefix | None] = {}
+
+    def _advance(self, state: _Prefix, token_id: int) -> _Prefix | None:
+        """The state after `token_id`, or None if the prefix is already beyond the grammar
+        (e.g. it was forced by the caller); such rows are left unconstrained."""
+        kind = self.kind.get(token_id, "special")
+        new = state.copy()
+        if kind == "atom":
+            atom = len(new.aromatic)
+            new.aromatic.append(self.aromatic[token_id])
+            new.capacity.append(self.capacity[token_id])
+            new.used.append(0)
+            new.neighbours.append(set())
+            if new.last != "start":
+                new.neighbours[atom].add(new.current)
+                new.neighbours[new.current].add(atom)
+                new.used[atom] += new.order
+                new.used[new.current] += new.order
+            new.current = atom
+        elif kind == "ring":
+            label = self.ring_label[token_id]
+            if label in new.rings:
+                other, order, _ = new.rings.pop(label)
+                new.neighbours[other].add(new.current)
+                new.neighbours[new.current].add(other)
+                new.used[new.current] += max(order, new.order)
+                new.used[other] += max(order, new.order) - order  # its share was booked at opening
+            else:
+                new.rings[label] = (new.current, new.order, new.explicit)
+                new.used[new.current] += new.order
+        elif kind == "open":
+            new.branches.append(new.current)
+        elif kind == "close":
+            if not new.branches:
+                return None
+            new.current = new.branches.pop()
+        elif kind == "special" or kind == "end":
+            return None if kind == "special" else new
+        new.order = self.bond_order[token_id] if kind == "bond" else 1
+        new.explicit = kind == "bond"
+        new.before_bond = state.last if kind == "bond" else ""
+        new.last = kind
+        return new
+
+    def _state(self, prefix: tuple[int, ...]) -> _Prefix | None:
+        if prefix in self._prefixes:
+            return self._prefixes[prefix]
+        if len(prefix) <= 1:  # only the start token
+            state: _Prefix | None = _Prefix()
+        else:
+            parent = self._state(prefix[:-1])
+            state = None if parent is None else self._advance(parent, prefix[-1])
+        self._prefixes[prefix] = state
+        return state
+
+    def allowed(self, state: _Prefix) -> list[int]:
+        """Token ids that may follow `state`."""
+        if state.last == "end":
+            return [self.tokenizer.pad_id, self.tokenizer.eos_id]
+        if state.last == "start":
+            return self._by_kind["atom"].tolist()
+        spare = state.spare()
+        # A terminal atom (F, =O, ...) outside any branch would end the chain with a ring still open.
+        dead_end = bool(state.rings) and not state.branches
+        ids: list[int] = [t for t in self._by_kind["atom"].tolist() if state.order <= min(spare, self.capacity[t])
+                          and not (dead_end and self.capacity[t] <= state.order)]
+        if state.last in ("atom", "ring", "close", "open"):
+            ids += [t for t in self._by_kind["bond"].tolist() if self.bond_order[t] <= spare]
+        if state.last in ("atom", "ring", "close"):
+            # A branch takes a bond; with a ring open outside any branch, one more must stay free.
+            if spare >= (2 if dead_end else 1):
+                ids += self._by_kind["open"].tolist()
+            if state.branches:
+                # Back at the branch point: outside any branch it must carry the chain on if a
+                # ring is still open.
+                point = state.branches[-1]
+                if not (state.rings and len(state.branches) == 1 and state.capacity[point] <= state.used[point]):
+                    ids += self._by_kind["close"].tolist()
+            if not state.branches and not state.rings:
+                ids.append(self.tokenizer.eos_id)
+        if state.last in ("atom", "ring") or (state.last == "bond" and state.before_bond in ("atom", "ring")):
+            for token_id, label in self.ring_label.items():
+                if label not in state.rings:
+                    # A bond symbol may precede an opening label ("C=1"), not a branch or close;
+                    # outside a branch the atom must keep a bond free to carry the chain on.
+                    if state.order + (0 if state.branches else 1) <= spare:
+                        ids.append(token_id)
+                    continue
+                other, order, explicit = state.rings[label]
+                if other == state.current or other in state.neighbours[state.current]:
+                    continue  # "C11", or a second bond between the same two atoms
+                extra = max(order, state.order)
+                if extra > spare or extra - order > state.capacity[other] - state.used[other]:
+                    continue
+                if extra == spare and len(state.rings) > 1 and not state.branches:
+                    continue  # the atom would be full with another ring still to close
+                if state.aromatic[other] and state.aromatic[state.current] and not (explicit or state.explicit):
+                    # Labels still open may close on this atom next ("c12"), shortening the ring.
+                    pending = {a for l, (a, _, _) in state.rings.items() if l != label}
+                    options = [set(), pending, *({a} for a in pending)]
+                    sizes = {state.distance(other, state.current, bonded) + 1 for bonded in options}
+                    if not sizes & set(_AROMATIC_RING_SIZES):
+                        continue
+                ids.append(token_id)
+        return ids
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        masked = torch.full_like(scores, float("-inf"))
+        for row, ids in enumerate(input_ids.tolist()):
+            state = self._state(tuple(ids))
+            if state is None:
+                masked[row] = scores[row]
+                continue
+            allowed = self.allowed(state)
+            if not allowed:  # a corner the rules did not foresee: leave it to the model
+                masked[row] = scores[row]
+                continue
+            eos = self.tokenizer.eos_id
+            if eos not in allowed and int(scores[row].argmax()) == eos:
+                # The model wants to stop with a ring or branch still open: close them rather
+                # than write on (what follows an unwanted continuation is mostly garbage).
+                closing = [t for t in allowed if self.kind[t] == "close"
+                           or (self.kind[t] == "ring" and self.ring_label[t] in state.rings)]
+                allowed = closing or allowed
+            masked[row, allowed] = scores[row, allowed]
+            if not torch.isfinite(masked[row]).any():
+                # Every allowed token was already ruled out (e.g. the end forced at the length
+                # limit): the earlier rule wins, so that something can be written.
+                masked[row] = scores[row]
+        return masked
+
+
+def _is_aromatic(token: str) -> bool:
+    symbol = token.strip("[]")
+    return symbol[:1].islower()
