@@ -203,11 +203,12 @@ class SmilesGrammar(LogitsProcessor):
                     continue  # the atom would be full with another ring still to close
                 if state.aromatic[other] and state.aromatic[state.current] and not (explicit or state.explicit):
                     # Labels still open may close on this atom next ("c12"), shortening the ring.
-                    pending = {a for l, (a, _, _) in state.rings.items() if l != label}
-                    options = [set(), pending, *({a} for a in pending)]
-                    sizes = {state.distance(other, state.current, bonded) + 1 for bonded in options}
-                    if not sizes & set(_AROMATIC_RING_SIZES):
-                        continue
+                    if state.distance(other, state.current) + 1 not in _AROMATIC_RING_SIZES:
+                        pending = {a for l, (a, _, _) in state.rings.items() if l != label}
+                        options = [pending, *({a} for a in pending)] if pending else []
+                        if not any(state.distance(other, state.current, bonded) + 1 in _AROMATIC_RING_SIZES
+                                   for bonded in options):
+                            continue
                 ids.append(token_id)
         return ids
 
