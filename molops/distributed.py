@@ -6,7 +6,8 @@ existing cluster (dask-jobqueue/SLURM, Kubernetes, ``dask scheduler`` + ``dask w
 when given its address or a ``distributed.Client``.
 
 Guarantees:
-- an item whose call raises is recorded with ``error="ExcType: message"``; the others go on;
+- an item whose call raises is recorded with ``error="ExcType: message"`` (plus where it was
+  raised when the exception is not one of the toolkit's own); the others go on;
   a worker that dies takes only its own chunk down, recorded the same way;
 - with ``journal=path.jsonl`` each finished chunk is appended to the journal as JSON lines
   and flushed at once, so an interrupted run restarted with the same journal skips every
@@ -90,6 +91,21 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+def describe_failure(exc: BaseException) -> str:
+    """``"ExcType: message"``; for an unexpected exception (not one of the toolkit's own, which
+    name their input and reason) also where it was raised, so that a per-row error such as
+    ``IndexError: tuple index out of range`` can be traced without a debugger."""
+    from molops.errors import ChemToolkitError
+
+    text = f"{type(exc).__name__}: {exc}"
+    frames = traceback.extract_tb(exc.__traceback__)
+    if isinstance(exc, ChemToolkitError) or not frames:
+        return text
+    last = frames[-1]
+    where = last.filename.split("site-packages/")[-1]
+    return f"{text} (raised in {last.name}, {where}:{last.lineno})"
+
+
 def _run_chunk(func: Callable[[Any], Any], chunk: list[tuple[Hashable, Any]]) -> list[dict[str, Any]]:
     """Executed on a worker: call `func` on every item, capturing failures per item."""
     rows = []
@@ -100,7 +116,7 @@ def _run_chunk(func: Callable[[Any], Any], chunk: list[tuple[Hashable, Any]]) ->
             error = None
         except Exception as exc:  # noqa: BLE001 - per-item capture is this function's job
             result = None
-            error = f"{type(exc).__name__}: {exc}"
+            error = describe_failure(exc)
             log.debug("item %r failed:\n%s", key, traceback.format_exc())
         row: dict[str, Any] = {"key": key}
         if isinstance(result, Mapping):

@@ -48,6 +48,21 @@ def test_failures_are_recorded_per_item_in_input_order():
     assert (frame["seconds"] >= 0).all()
 
 
+def _first_of(item: tuple) -> dict[str, int]:
+    return {"first": item[0]}
+
+
+def test_unexpected_errors_say_where_they_were_raised():
+    frame = map_items(_first_of, [(1,), ()], processes=False, n_workers=1)
+    assert frame["first"].iloc[0] == 1
+    error = frame["error"].iloc[1]
+    assert error.startswith("IndexError: tuple index out of range (raised in _first_of, ")
+    assert "test_distributed.py:" in error
+    # The toolkit's own errors already name the input and the reason: no location added.
+    parse = map_items(_heavy_atoms, ["CX"], processes=False, n_workers=1)["error"].iloc[0]
+    assert parse.startswith("ParseError") and "raised in" not in parse
+
+
 def test_worker_processes_and_scalar_results():
     # Real worker processes: the function and its results cross process boundaries.
     frame = map_items(sa_score, {"aspirin": "CC(=O)Oc1ccccc1C(=O)O", "bad": "CX"}, chunk_size=2)
