@@ -509,6 +509,7 @@ def label(
     max_minutes: Annotated[Optional[float], typer.Option(help="Stop starting new molecules after this long; rerun to resume.")] = None,
     scheduler: Annotated[Optional[str], typer.Option(help="Address of an existing Dask scheduler, e.g. tcp://host:8786.")] = None,
     workers: Annotated[Optional[int], typer.Option(help="LocalCluster worker processes (default: one per core).")] = None,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Compute again the structures that failed in earlier runs.")] = False,
 ) -> None:
     """DFT energies and forces of conformers (and distorted copies) at a reference level.
 
@@ -536,7 +537,7 @@ def label(
         raise _fail("no readable molecule to label")
     try:
         labels, table = label_molecules(molecules, out, options=options, scheduler=scheduler, n_workers=workers,
-                                        max_minutes=max_minutes)
+                                        max_minutes=max_minutes, retry_failed=retry_failed)
     except ChemToolkitError as exc:
         raise _fail(str(exc)) from None
     failed = table[table["error"].notna()]

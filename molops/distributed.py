@@ -213,9 +213,11 @@ def map_items(
     """
     done: dict[Hashable, dict[str, Any]] = {}
     if journal is not None:
-        for row in read_journal(journal):
+        for row in read_journal(journal):  # the latest row of a key decides
             if row.get("error") is None or not retry_failed:
                 done[row["key"]] = row
+            else:
+                done.pop(row["key"], None)
     order: dict[Hashable, int] = {}
 
     def pending() -> Iterator[tuple[Hashable, Any]]:

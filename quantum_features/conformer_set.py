@@ -175,6 +175,7 @@ def main() -> None:
     parser.add_argument("--scheduler", default=None)
     parser.add_argument("--out", type=Path, default=default_label_path())
     parser.add_argument("--journal", type=Path, default=Path("runs/conformer_labels.journal.jsonl"))
+    parser.add_argument("--retry-failed", action="store_true", help="compute again structures that failed before")
     args = parser.parse_args()
     candidates = candidate_molecules(args.min_heavy, args.max_heavy, min_rotatable=args.min_rotatable).head(args.n_molecules)
     print(f"{len(candidates)} molecules ({candidates['heavy_atoms'].min()}-{candidates['heavy_atoms'].max()} heavy atoms; "
@@ -182,7 +183,7 @@ def main() -> None:
     options = LabelOptions(n_conformers=args.n_conformers, n_distorted=args.n_distorted)
     labels, table = label_molecules(dict(zip(candidates["id"], candidates["smiles"])), args.out, options=options,
                                     scheduler=args.scheduler, n_workers=args.workers, journal=args.journal,
-                                    max_minutes=args.max_minutes)
+                                    max_minutes=args.max_minutes, retry_failed=args.retry_failed)
     command = (f"python -m quantum_features.conformer_set --n-molecules {args.n_molecules} --min-heavy {args.min_heavy} "
                f"--max-heavy {args.max_heavy} --min-rotatable {args.min_rotatable} --n-conformers {args.n_conformers} --n-distorted {args.n_distorted}")
     card = write_data_card(labels, args.out, command)

@@ -44,7 +44,13 @@ class InMemoryDensityFitting:
     def __init__(self, with_df) -> None:
         if with_df._cderi is None:
             with_df.build()
-        cderi = np.asarray(with_df._cderi)
+        if isinstance(with_df._cderi, np.ndarray):
+            cderi = with_df._cderi
+        else:
+            # PySCF keeps the tensor in an HDF5 file when it judged memory short (it counts the
+            # process's current use, which grows in a long-lived worker): read it back in
+            # blocks; the caller has checked that it fits.
+            cderi = np.vstack([np.asarray(block) for block in with_df.loop()])
         self.nao = with_df.mol.nao
         self.naux = cderi.shape[0]
         b = lib.unpack_tril(cderi).reshape(self.naux, self.nao, self.nao)  # [P, κ, μ]

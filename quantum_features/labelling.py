@@ -277,6 +277,7 @@ def label_molecules(
     journal: str | Path | None = None,
     molecules_per_save: int = 8,
     max_minutes: float | None = None,
+    retry_failed: bool = False,
     progress: bool = True,
 ) -> tuple[LabelSet, pd.DataFrame]:
     """Label conformers of `molecules` and write them to `out` (.npz), resumably.
@@ -289,6 +290,8 @@ def label_molecules(
         journal: record of finished structures (default: ``<out>.journal.jsonl``);
             rerunning with the same journal computes only what is missing.
         max_minutes: stop starting new molecules after this long (resume later).
+        retry_failed: compute again the structures whose journal row is a failure (after a
+            fix; by default a failed structure is not tried again).
         scheduler / n_workers: Dask cluster (None: a LocalCluster of `n_workers` processes).
 
     Returns:
@@ -327,7 +330,7 @@ def label_molecules(
                 except ChemToolkitError as exc:
                     failures.append({"key": f"{molecule_id}/*", "error": f"{type(exc).__name__}: {exc}", "seconds": 0.0})
             wanted.update(dict.fromkeys(items))
-            frame = map_items(task, items, scheduler=client, journal=journal, progress=progress,
+            frame = map_items(task, items, scheduler=client, journal=journal, progress=progress, retry_failed=retry_failed,
                               description=f"DFT labels, molecules {first + 1}-{first + len(ids[first:first + molecules_per_save])} of {len(ids)}")
             tables.append(pd.DataFrame(failures, columns=["key", "error", "seconds"]))
             tables.append(frame[["key", "error", "seconds"]])

@@ -34,6 +34,19 @@ def test_jk_match_pyscf_for_scf_and_general_densities(smiles):
         np.testing.assert_allclose(fast_k, vk, atol=1e-10)
 
 
+def test_tensor_that_pyscf_kept_on_disk_is_read_back():
+    # PySCF writes the fitted tensor to an HDF5 file when it judges memory short (it counts the
+    # process's current use: a long-lived Dask worker got there, and the in-memory builder
+    # once failed with "IndexError: tuple index out of range").
+    in_memory = _density_fitted("CCO").with_df
+    in_memory.build()
+    on_disk = _density_fitted("CCO").with_df
+    on_disk.max_memory = 0.01  # MB
+    on_disk.build()
+    assert not isinstance(on_disk._cderi, np.ndarray)
+    np.testing.assert_allclose(InMemoryDensityFitting(on_disk).bt, InMemoryDensityFitting(in_memory).bt, atol=1e-12)
+
+
 def test_fast_scf_converges_to_pyscf_energy():
     reference = _density_fitted("CC(=O)Nc1ccc(O)cc1")
     reference.conv_tol = 1e-10

@@ -71,6 +71,16 @@ def test_labelling_writes_a_versioned_file_and_resumes(tmp_path):
     stopped, _ = label_molecules({"ethane": "CC"}, out, options=TINY, n_workers=1, progress=False, max_minutes=0)
     assert "ethane" not in set(stopped.frame["molecule_id"]) and len(stopped) == len(labels)  # kept, not lost
 
+    # A structure that failed (e.g. before a fix) stays failed on resume unless retried.
+    rows = [json.loads(line) for line in journal.read_text().splitlines()]
+    victim = rows[0]["key"]
+    rows.append({**rows[0], "error": "IndexError: tuple index out of range"})
+    journal.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    kept, _ = label_molecules(molecules, out, options=TINY, n_workers=1, progress=False)
+    assert victim not in set(kept.frame["key"])
+    retried, _ = label_molecules(molecules, out, options=TINY, n_workers=1, progress=False, retry_failed=True)
+    assert victim in set(retried.frame["key"]) and len(retried) == len(labels)
+
     train, val = again.split_by_molecule(0.5, seed=0)
     assert set(train.frame["molecule_id"]).isdisjoint(val.frame["molecule_id"]) and len(train) + len(val) == len(again)
 
