@@ -299,6 +299,7 @@ def label_molecules(
         that fail before any calculation (parse, elements, embedding) have one row each.
     """
     from molops.distributed import dask_client
+    from molops.runfiles import interrupt_on_terminate
 
     start = time.perf_counter()
     out = Path(out)
@@ -317,27 +318,31 @@ def label_molecules(
     ids = list(named)
     wanted: dict[str, None] = {}  # every structure key of the molecules handled, in input order
     tables = []
-    with dask_client(scheduler, n_workers=n_workers) as client:
-        for first in range(0, len(ids), molecules_per_save):
-            if max_minutes is not None and time.perf_counter() - start > 60 * max_minutes:
-                log.warning("labelling stopped after %.0f min (max_minutes); rerun to resume", max_minutes)
-                break
-            items: dict[str, dict] = {}
-            failures = []
-            for molecule_id in ids[first:first + molecules_per_save]:
-                try:
-                    items.update(conformer_structures(named[molecule_id], str(molecule_id), options))
-                except ChemToolkitError as exc:
-                    failures.append({"key": f"{molecule_id}/*", "error": f"{type(exc).__name__}: {exc}", "seconds": 0.0})
-            wanted.update(dict.fromkeys(items))
-            frame = map_items(task, items, scheduler=client, journal=journal, progress=progress, retry_failed=retry_failed,
-                              description=f"DFT labels, molecules {first + 1}-{first + len(ids[first:first + molecules_per_save])} of {len(ids)}")
-            tables.append(pd.DataFrame(failures, columns=["key", "error", "seconds"]))
-            tables.append(frame[["key", "error", "seconds"]])
+    with interrupt_on_terminate(), dask_client(scheduler, n_workers=n_workers) as client:
+        try:
+            for first in range(0, len(ids), molecules_per_save):
+                if max_minutes is not None and time.perf_counter() - start > 60 * max_minutes:
+                    log.warning("labelling stopped after %.0f min (max_minutes); rerun to resume", max_minutes)
+                    break
+                items: dict[str, dict] = {}
+                failures = []
+                for molecule_id in ids[first:first + molecules_per_save]:
+                    try:
+                        items.update(conformer_structures(named[molecule_id], str(molecule_id), options))
+                    except ChemToolkitError as exc:
+                        failures.append({"key": f"{molecule_id}/*", "error": f"{type(exc).__name__}: {exc}", "seconds": 0.0})
+                wanted.update(dict.fromkeys(items))
+                frame = map_items(task, items, scheduler=client, journal=journal, progress=progress, retry_failed=retry_failed,
+                                  description=f"DFT labels, molecules {first + 1}-{first + len(ids[first:first + molecules_per_save])} of {len(ids)}")
+                tables.append(pd.DataFrame(failures, columns=["key", "error", "seconds"]))
+                tables.append(frame[["key", "error", "seconds"]])
+                labels = _assemble(journal, wanted, previous, meta)
+                labels.save(out)
+        finally:
+            # Also after Ctrl-C or SIGTERM: the structures of the batch in flight that finished
+            # are in the journal, and go into the file now rather than at the next run.
             labels = _assemble(journal, wanted, previous, meta)
             labels.save(out)
-    labels = _assemble(journal, wanted, previous, meta)
-    labels.save(out)
     return labels, pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["key", "error", "seconds"])
 
 

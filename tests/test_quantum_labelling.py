@@ -85,6 +85,21 @@ def test_labelling_writes_a_versioned_file_and_resumes(tmp_path):
     assert set(train.frame["molecule_id"]).isdisjoint(val.frame["molecule_id"]) and len(train) + len(val) == len(again)
 
 
+def test_an_interrupted_batch_keeps_its_finished_structures(tmp_path, monkeypatch):
+    from molops import distributed
+    from quantum_features import labelling
+
+    def interrupted(task, items, **kwargs):  # two structures finish, then Ctrl-C / SIGTERM
+        distributed.map_items(task, dict(list(items.items())[:2]), **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(labelling, "map_items", interrupted)
+    out = tmp_path / "labels.npz"
+    with pytest.raises(KeyboardInterrupt):
+        label_molecules({"water": "O", "methanol": "CO"}, out, options=TINY, n_workers=1, progress=False)
+    assert len(LabelSet.load(out)) == 2
+
+
 def test_bad_files_and_options_give_clear_errors(tmp_path):
     with pytest.raises(QuantumError, match="does not exist"):
         LabelSet.load(tmp_path / "missing.npz")
