@@ -5,9 +5,9 @@ similarity floor), turns the requested changes into one objective (each change s
 strict threshold, so that "ΔlogP 0.5" and "one more donor" weigh the same), and runs the RetMol
 loop of `generation.optimize` around the input until it has found `n` edits that meet every
 request strictly (or the iterations run out; a round that ends short of them is followed by
-another with a new seed and more noise, up to `EditSettings.max_rounds`). Edits are ranked: strict hits first, then loose
-hits (every property moved the right way), each group by similarity to the input, so the top
-edit is the closest molecule that does what was asked.
+another with a new seed and more noise, up to `EditSettings.max_rounds`). Edits are ranked:
+strict hits first, then loose hits (every property moved the right way), each group by
+similarity to the input, so the top edit is the closest molecule that does what was asked.
 """
 
 from __future__ import annotations
@@ -154,11 +154,13 @@ def edit(
             seed=settings.seed + round_number, constraints=constraints,
         )
         earlier = [s for part in rounds for s in part["smiles"]]
-        rounds.append(optimize(
-            lead, score, generator=generator, database=database, settings=loop, progress=progress,
-            stop=lambda smiles, earlier=earlier: int(hits(earlier + smiles)[1].sum()) >= n,
-        ))
-        if int(hits([s for part in rounds for s in part["smiles"]])[1].sum()) >= n:
+
+        def enough(smiles: list[str], earlier: list[str] = earlier) -> bool:
+            return int(hits(earlier + smiles)[1].sum()) >= n
+
+        rounds.append(optimize(lead, score, generator=generator, database=database, settings=loop,
+                               progress=progress, stop=enough))
+        if enough(rounds[-1]["smiles"].tolist()):
             break
     nonempty = [part for part in rounds if len(part)]
     found = (pd.concat(nonempty, ignore_index=True).drop_duplicates("smiles", ignore_index=True) if nonempty
