@@ -103,8 +103,8 @@ class SmilesGrammar(LogitsProcessor):
         self.capacity = {i: _CAPACITY.get(t, 4) for i, t in enumerate(tokenizer.tokens) if self.kind[i] == "atom"}
         self.bond_order = {i: _BONDS[t] for i, t in enumerate(tokenizer.tokens) if self.kind[i] == "bond"}
         self.ring_label = {i: t for i, t in enumerate(tokenizer.tokens) if self.kind[i] == "ring"}
-        self._by_kind = {k: torch.tensor([i for i, v in self.kind.items() if v == k], dtype=torch.long)
-                         for k in ("atom", "open", "close", "bond", "end", "special")}
+        # Plain lists: read for every row at every decoding step.
+        self._by_kind = {k: [i for i, v in self.kind.items() if v == k] for k in ("atom", "open", "close", "bond")}
         self._prefixes: dict[tuple[int, ...], _Prefix | None] = {}
 
     def _advance(self, state: _Prefix, token_id: int) -> _Prefix | None:
@@ -165,24 +165,24 @@ class SmilesGrammar(LogitsProcessor):
         if state.last == "end":
             return [self.tokenizer.pad_id, self.tokenizer.eos_id]
         if state.last == "start":
-            return self._by_kind["atom"].tolist()
+            return list(self._by_kind["atom"])
         spare = state.spare()
         # A terminal atom (F, =O, ...) outside any branch would end the chain with a ring still open.
         dead_end = bool(state.rings) and not state.branches
-        ids: list[int] = [t for t in self._by_kind["atom"].tolist() if state.order <= min(spare, self.capacity[t])
+        ids: list[int] = [t for t in self._by_kind["atom"] if state.order <= min(spare, self.capacity[t])
                           and not (dead_end and self.capacity[t] <= state.order)]
         if state.last in ("atom", "ring", "close", "open"):
-            ids += [t for t in self._by_kind["bond"].tolist() if self.bond_order[t] <= spare]
+            ids += [t for t in self._by_kind["bond"] if self.bond_order[t] <= spare]
         if state.last in ("atom", "ring", "close"):
             # A branch takes a bond; with a ring open outside any branch, one more must stay free.
             if spare >= (2 if dead_end else 1):
-                ids += self._by_kind["open"].tolist()
+                ids += self._by_kind["open"]
             if state.branches:
                 # Back at the branch point: outside any branch it must carry the chain on if a
                 # ring is still open.
                 point = state.branches[-1]
                 if not (state.rings and len(state.branches) == 1 and state.capacity[point] <= state.used[point]):
-                    ids += self._by_kind["close"].tolist()
+                    ids += self._by_kind["close"]
             if not state.branches and not state.rings:
                 ids.append(self.tokenizer.eos_id)
         if state.last in ("atom", "ring") or (state.last == "bond" and state.before_bond in ("atom", "ring")):
