@@ -63,16 +63,20 @@ def run(
     settings_kwargs: dict,
     methods: tuple[str, ...] = METHODS,
     max_minutes: float | None = None,
+    stop_at_success: bool = False,
 ) -> pd.DataFrame:
     """Run every (lead, method, similarity floor) not yet in the journal; return all rows.
 
     `success(best_value, lead_value, similarity)` decides a lead's success for one method.
+    `stop_at_success` ends a lead's loop at the first successful molecule, as a chemist would
+    for a pass/fail task: the success rate is unchanged, the time becomes time-to-success and
+    the best value the first one past the bar (it is part of the journal's name).
     """
     from generation.optimize import OptimizeSettings, load_generator, optimize
     from generation.retrieval import ExemplarDatabase, moses_properties
     from molops.library import load_library_index
 
-    journal = journal_path(name, settings_kwargs)
+    journal = journal_path(name, {**settings_kwargs, **({"stop": "success"} if stop_at_success else {})})
     done = {(r["lead"], r["method"], r["min_similarity"]) for r in read_journal(journal)}
     generator = load_generator()
     index, base_properties = load_library_index("moses"), moses_properties()
@@ -101,8 +105,16 @@ def run(
                         fresh = ExemplarDatabase(index, base_properties) if method == "retmol" else None
                         settings = OptimizeSettings(min_similarity=min_similarity,
                                                     use_retrieval=method == "retmol", **settings_kwargs)
+                        stop = None
+                        if stop_at_success:
+                            lead_value = float(objective([lead])[0])
+
+                            def stop(found: list[dict], name: str = objective.name, floor: float = min_similarity,
+                                     lead_value: float = lead_value) -> bool:
+                                return any(row["similarity"] >= floor and success(row[name], lead_value, row["similarity"])
+                                           for row in found)
                         frame = optimize(lead, objective, generator=generator, database=fresh, settings=settings,
-                                         progress=False)
+                                         progress=False, stop=stop)
                         lead_value = float(frame.attrs["lead"][objective.name])
                         best = float(frame[objective.name].iloc[0]) if len(frame) else float("nan")
                         best_sim = float(frame["similarity"].iloc[0]) if len(frame) else float("nan")

@@ -155,12 +155,12 @@ def edit(
         )
         earlier = [s for part in rounds for s in part["smiles"]]
 
-        def enough(smiles: list[str], earlier: list[str] = earlier) -> bool:
-            return int(hits(earlier + smiles)[1].sum()) >= n
+        def enough(found: list[dict], earlier: list[str] = earlier) -> bool:
+            return int(hits(earlier + [row["smiles"] for row in found])[1].sum()) >= n
 
         rounds.append(optimize(lead, score, generator=generator, database=database, settings=loop,
                                progress=progress, stop=enough))
-        if enough(rounds[-1]["smiles"].tolist()):
+        if enough(rounds[-1].to_dict("records")):
             break
     nonempty = [part for part in rounds if len(part)]
     found = (pd.concat(nonempty, ignore_index=True).drop_duplicates("smiles", ignore_index=True) if nonempty

@@ -192,7 +192,7 @@ def optimize(
     database: ExemplarDatabase | None = None,
     settings: OptimizeSettings = OptimizeSettings(),
     progress: bool = True,
-    stop: Callable[[list[str]], bool] | None = None,
+    stop: Callable[[list[dict]], bool] | None = None,
 ) -> pd.DataFrame:
     """Optimise `lead` for `objective` under the similarity floor and constraints.
 
@@ -200,8 +200,9 @@ def optimize(
         generator: default: the shipped RetMol generator (`default_generator_path`).
         database: exemplars (default: MOSES train with precomputed properties); it grows with
             the molecules generated here.
-        stop: called after each iteration with the SMILES found so far (constraints met);
-            True ends the loop early (e.g. the editor once it has enough hits).
+        stop: called after each iteration with the molecules found so far (constraints met),
+            as rows of the returned table (dicts); True ends the loop early (e.g. the editor
+            once it has enough hits, a benchmark once a lead is a success).
 
     Returns:
         DataFrame ranked best first: ``smiles``, the objective column, ``similarity`` (to the
@@ -283,7 +284,7 @@ def optimize(
             carried = [(r["smiles"], r[objective.name]) for r in pool[: settings.top_k]] or [(lead_smiles, lead_value)]
             if pool:
                 bar.set_postfix(best=f"{pool[0][objective.name]:.3f}", found=len(found))
-            if stop is not None and stop([r["smiles"] for r in found]):
+            if stop is not None and stop(found):
                 break
     finally:
         RDLogger.EnableLog("rdApp.*")

@@ -34,6 +34,18 @@ def test_loop_improves_the_objective_within_the_similarity_floor(generator):
                      settings=settings, progress=False)
     assert again["smiles"].tolist() == frame["smiles"].tolist()  # seeded
 
+    # A stop rule reads the rows found so far and ends the loop at the first better molecule.
+    seen_rows = []
+
+    def first_improvement(found: list[dict]) -> bool:
+        seen_rows.append(list(found))
+        return any(row["qed"] > lead_qed for row in found)
+
+    stopped = optimize(LEAD, qed(), generator=generator, database=ExemplarDatabase.from_smiles(LIBRARY),
+                       settings=settings, progress=False, stop=first_improvement)
+    assert stopped["qed"].iloc[0] > lead_qed and stopped["iteration"].max() == len(seen_rows) <= 4
+    assert {"smiles", "qed", "similarity"} <= set(seen_rows[-1][0])
+
 
 def test_constraints_are_respected_and_the_ablation_runs_without_a_database(generator):
     settings = OptimizeSettings(n_iterations=3, n_samples=16, top_k=3, noise_std=1.5, min_similarity=0.0,
