@@ -35,10 +35,10 @@ def generator_digest(path: Path | None = None) -> str:
     return hashlib.sha256(Path(path or default_generator_path()).read_bytes()).hexdigest()[:10]
 
 
-def journal_path(name: str, settings_kwargs: dict) -> Path:
-    """Where `run` journals benchmark `name` for the shipped generator and these settings."""
+def journal_path(name: str, settings_kwargs: dict, generator_path: Path | None = None) -> Path:
+    """Where `run` journals benchmark `name` for a generator (default: shipped) and these settings."""
     settings = "-".join(f"{key}{value}" for key, value in sorted(settings_kwargs.items()))
-    return RESULTS / f"{name}.{generator_digest()}.{settings}.journal.jsonl"
+    return RESULTS / f"{name}.{generator_digest(generator_path)}.{settings}.journal.jsonl"
 
 
 def read_journal(path: Path) -> list[dict]:
@@ -64,6 +64,8 @@ def run(
     methods: tuple[str, ...] = METHODS,
     max_minutes: float | None = None,
     stop_at_success: bool = False,
+    generator_path: Path | None = None,
+    journal_tag: str = "",
 ) -> pd.DataFrame:
     """Run every (lead, method, similarity floor) not yet in the journal; return all rows.
 
@@ -71,14 +73,17 @@ def run(
     `stop_at_success` ends a lead's loop at the first successful molecule, as a chemist would
     for a pass/fail task: the success rate is unchanged, the time becomes time-to-success and
     the best value the first one past the bar (it is part of the journal's name).
+    `generator_path` runs another generator file than the shipped one (its hash names the journal);
+    `journal_tag` is added to the journal's name (a code variant under test).
     """
     from generation.optimize import OptimizeSettings, load_generator, optimize
     from generation.retrieval import ExemplarDatabase, moses_properties
     from molops.library import load_library_index
 
-    journal = journal_path(name, {**settings_kwargs, **({"stop": "success"} if stop_at_success else {})})
+    journal = journal_path(name, {**settings_kwargs, **({"stop": "success"} if stop_at_success else {}),
+                                   **({"tag": journal_tag} if journal_tag else {})}, generator_path)
     done = {(r["lead"], r["method"], r["min_similarity"]) for r in read_journal(journal)}
-    generator = load_generator()
+    generator = load_generator(generator_path)
     index, base_properties = load_library_index("moses"), moses_properties()
     database = ExemplarDatabase(index, base_properties)
     started = time.perf_counter()

@@ -94,6 +94,11 @@ class OptimizeSettings:
         min_similarity: Tanimoto (Morgan r=2) floor to the lead for every reported molecule.
         use_retrieval: False runs the same loop with no exemplars (the ablation).
         seed: seeds the noise; equal seeds give equal results.
+        grammar: decode under `generation.grammar.SmilesGrammar` (False: free greedy decoding).
+        goal: the objective value that meets the design criterion (e.g. QED 0.9), if there is
+            one. Exemplars are then the molecules most similar to the carried one among those
+            that reach the goal, as RetMol retrieves molecules satisfying the criteria; where none
+            does (e.g. docking early on), among those that beat the carried molecule.
     """
 
     n_iterations: int = 20
@@ -105,6 +110,8 @@ class OptimizeSettings:
     use_retrieval: bool = True
     seed: int = 0
     constraints: tuple[Constraint, ...] = field(default_factory=tuple)
+    grammar: bool = True
+    goal: float | None = None
 
 
 def prepare_lead(lead: str | Chem.Mol, generator: RetrievalGenerator) -> str:
@@ -158,30 +165,63 @@ def _constraint_mask(table: pd.DataFrame, constraints) -> np.ndarray:
 
 
 def _better_exemplars(
-    database: ExemplarDatabase, objective: Objective, smiles: str, value: float, settings: OptimizeSettings
+    database: ExemplarDatabase, objective: Objective, smiles: str, value: float, settings: OptimizeSettings,
+    near_lead: np.ndarray | None = None,
 ) -> list[str]:
     """The `k_exemplars` molecules most similar to `smiles` that beat `value` and meet the constraints.
+
+    Exemplars should meet the design criteria (RetMol), the similarity floor to the lead among
+    them: molecules with ``near_lead`` True (a mask over the database) come first, the others
+    fill the remaining places. With a `settings.goal` the molecules reaching the goal are
+    tried before those merely beating `value`.
+    """
+    bars = [(value, False)]
+    if settings.goal is not None and objective.utility(np.array([value]))[0] < objective.utility(
+            np.array([settings.goal]))[0]:
+        bars.insert(0, (settings.goal, True))
+    for bar, inclusive in bars:
+        chosen = _exemplars_beyond(database, objective, smiles, bar, settings, inclusive, near_lead)
+        if chosen:
+            return chosen
+    return []
+
+
+def _exemplars_beyond(
+    database: ExemplarDatabase, objective: Objective, smiles: str, value: float, settings: OptimizeSettings,
+    inclusive: bool = False, preferred: np.ndarray | None = None,
+) -> list[str]:
+    """Up to `k_exemplars` allowed molecules most similar to `smiles` beating `value` (or equal, `inclusive`).
 
     Objectives with a precomputed database column (QED, pLogP, ...) filter the whole database;
     other cheap objectives (TPSA, similarity to a drug, weighted sums) score the nearest
     ``NEIGHBOUR_POOL x k`` allowed neighbours on the fly; expensive ones (docking) can only use
-    the molecules this run has already scored.
+    the molecules this run has already scored. `preferred` rows are taken first.
     """
     table = database.properties
     threshold = objective.utility(np.array([value]))[0]
+    beats = np.greater_equal if inclusive else np.greater
     allowed = _constraint_mask(table, settings.constraints)
-    if objective.column in table.columns or not objective.cheap:
+    on_the_fly = objective.column not in table.columns and objective.cheap
+    if not on_the_fly:
         column = objective.column if objective.column in table.columns else objective.name
         if column not in table.columns:
             return []
         with np.errstate(invalid="ignore"):
-            allowed &= objective.utility(table[column].to_numpy(dtype=float)) > threshold
-        return database.retrieve(smiles, settings.k_exemplars, allowed)["smiles"].tolist()
-    pool = database.retrieve(smiles, settings.k_exemplars * NEIGHBOUR_POOL, allowed)["smiles"].tolist()
-    if not pool:
-        return []
-    better = objective.utility(objective(pool)) > threshold
-    return [s for s, b in zip(pool, better) if b][: settings.k_exemplars]
+            allowed &= beats(objective.utility(table[column].to_numpy(dtype=float)), threshold)
+    tiers = [allowed] if preferred is None else [allowed & preferred, allowed & ~preferred]
+    chosen: list[str] = []
+    for mask in tiers:
+        wanted = settings.k_exemplars - len(chosen)
+        if wanted <= 0:
+            break
+        if not on_the_fly:
+            chosen += database.retrieve(smiles, wanted, mask)["smiles"].tolist()
+            continue
+        pool = database.retrieve(smiles, wanted * NEIGHBOUR_POOL, mask)["smiles"].tolist()
+        if pool:
+            better = beats(objective.utility(objective(pool)), threshold)
+            chosen += [s for s, b in zip(pool, better) if b][:wanted]
+    return chosen
 
 
 def optimize(
@@ -236,9 +276,12 @@ def optimize(
         for iteration in bar:
             inputs = [s for s, _ in carried]
             exemplars = []
+            if settings.use_retrieval and database is not None:
+                # The database grows every iteration: its similarities to the lead are refreshed.
+                near_lead = database.similarities(lead_smiles) >= settings.min_similarity
             for s, value in carried:
                 if settings.use_retrieval and database is not None:
-                    retrieved = _better_exemplars(database, objective, s, value, settings)
+                    retrieved = _better_exemplars(database, objective, s, value, settings, near_lead)
                     # Nothing better in the database: this molecule is decoded from its own
                     # states alone (the fusion module passes them through unchanged).
                     retrieval_misses += not retrieved
@@ -251,7 +294,7 @@ def optimize(
                 masks = mask.repeat_interleave(settings.n_samples, dim=0)
                 noise = torch.randn(states.shape, generator=torch_rng) * settings.noise_std
                 states = states + noise * masks[..., None]
-                decoded = [out[0] for out in generator.seq2seq.decode(states, masks)]
+                decoded = [out[0] for out in generator.seq2seq.decode(states, masks, grammar=settings.grammar)]
             fresh = []
             for text in decoded:
                 smiles = _canonical(text)

@@ -625,6 +625,7 @@ def optimize(
     min_similarity: Annotated[float, typer.Option(help="Tanimoto floor (Morgan r=2) to the lead.")] = 0.4,
     min_qed: Annotated[Optional[float], typer.Option(help="Hard constraint: QED at least this.")] = None,
     max_sa: Annotated[Optional[float], typer.Option(help="Hard constraint: SA score at most this.")] = None,
+    goal: Annotated[Optional[float], typer.Option("--goal", help="Objective value that meets your criterion (e.g. 0.9 for QED): exemplars are retrieved among the molecules reaching it (RetMol's retrieval), which steers harder.")] = None,
     n_iter: Annotated[int, typer.Option("--n-iter", help="Iterations of the RetMol loop.")] = 20,
     n_samples: Annotated[int, typer.Option(help="Perturbed decodes per carried molecule and iteration.")] = 20,
     top_k: Annotated[int, typer.Option(help="Molecules carried into the next iteration.")] = 5,
@@ -646,7 +647,7 @@ def optimize(
     from molops import objectives
 
     try:
-        goal = objectives.docking(dock, exhaustiveness=exhaustiveness, seed=seed) if dock else objectives.by_name(objective)
+        scorer = objectives.docking(dock, exhaustiveness=exhaustiveness, seed=seed) if dock else objectives.by_name(objective)
         constraints = []
         if min_qed is not None:
             constraints.append(Constraint("qed", minimum=min_qed))
@@ -654,23 +655,24 @@ def optimize(
             constraints.append(Constraint("sa_score", maximum=max_sa))
         settings = OptimizeSettings(n_iterations=n_iter, n_samples=n_samples, top_k=top_k, noise_std=noise,
                                     min_similarity=min_similarity, use_retrieval=not no_retrieval, seed=seed,
-                                    constraints=tuple(constraints))
+                                    constraints=tuple(constraints), goal=goal)
         generator = load_generator(model)
         database = _exemplar_database(library, no_retrieval)
-        stderr.print(f"objective: {goal.description}; similarity ≥ {min_similarity:g}"
-                     + "".join(f"; {c}" for c in constraints), highlight=False)
-        frame = run_optimization(lead, goal, generator=generator, database=database, settings=settings)
+        stderr.print(f"objective: {scorer.description}; similarity ≥ {min_similarity:g}"
+                     + "".join(f"; {c}" for c in constraints) + (f"; goal {goal:g}" if goal is not None else ""),
+                     highlight=False)
+        frame = run_optimization(lead, scorer, generator=generator, database=database, settings=settings)
     except (ChemToolkitError, ValueError) as exc:
         raise _fail(str(exc)) from None
     lead_row = frame.attrs["lead"]
-    qed_part = "" if goal.name == "qed" else f", QED {lead_row['qed']:.3f}"
-    stderr.print(f"lead {lead_row['smiles']}: {goal.name} {lead_row[goal.name]:.3f}{qed_part}, "
+    qed_part = "" if scorer.name == "qed" else f", QED {lead_row['qed']:.3f}"
+    stderr.print(f"lead {lead_row['smiles']}: {scorer.name} {lead_row[scorer.name]:.3f}{qed_part}, "
                  f"SA {lead_row['sa_score']:.2f}", highlight=False)
     if frame.empty:
         stderr.print("[yellow]no valid molecule met the constraints[/]; try more iterations, more noise or a lower --min-similarity")
         raise typer.Exit(code=1)
-    _print_table(frame.head(10), list(dict.fromkeys(["smiles", goal.name, "similarity", "qed", "sa_score", "iteration"])),
-                 title=f"best {min(10, len(frame))} of {len(frame)} molecules ({goal.name}, {goal.direction})")
+    _print_table(frame.head(10), list(dict.fromkeys(["smiles", scorer.name, "similarity", "qed", "sa_score", "iteration"])),
+                 title=f"best {min(10, len(frame))} of {len(frame)} molecules ({scorer.name}, {scorer.direction})")
     if out is not None:
         _write_ranked(frame, out, "molecules")
 

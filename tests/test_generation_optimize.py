@@ -49,7 +49,8 @@ def test_loop_improves_the_objective_within_the_similarity_floor(generator):
 
 def test_constraints_are_respected_and_the_ablation_runs_without_a_database(generator):
     settings = OptimizeSettings(n_iterations=3, n_samples=16, top_k=3, noise_std=1.5, min_similarity=0.0,
-                                constraints=(Constraint("qed", minimum=0.55),), use_retrieval=False)
+                                constraints=(Constraint("qed", minimum=0.55),), use_retrieval=False,
+                                grammar=False)  # free decoding path too
     frame = optimize(LEAD, sa_score(), generator=generator, settings=settings, progress=False)
     assert (frame["qed"] >= 0.55).all()
     assert frame["sa_score"].is_monotonic_increasing  # minimised objective ranked lowest first
@@ -99,3 +100,27 @@ def test_decoded_molecules_the_generator_cannot_read_are_not_carried(generator):
     assert _readable(generator, "CC(=O)Nc1ccccc1")
     assert not _readable(generator, "Cc1ccc(C2=CC=C(C)[SH](C)(=O)C2)cc1")  # [SH] is not a MOSES token
     assert not _readable(generator, "C" * 200)  # longer than the model's max_length
+
+
+def test_exemplars_reach_the_goal_and_meet_the_similarity_floor_first():
+    import numpy as np
+
+    from generation.optimize import _better_exemplars
+
+    database = ExemplarDatabase.from_smiles(LIBRARY)
+    values = dict(zip(database.smiles, database.properties["qed"]))
+    lead = "CC(=O)Nc1ccccc1"
+    lead_value = values[lead]
+    better = {s for s, v in values.items() if v > lead_value}
+    best = max(values.values())
+    plain = _better_exemplars(database, qed(), lead, lead_value, OptimizeSettings(k_exemplars=10))
+    assert set(plain) == better and len(plain) > 1
+    # With a goal that only the best molecule reaches, it alone is retrieved ...
+    goal = OptimizeSettings(k_exemplars=10, goal=best)
+    assert _better_exemplars(database, qed(), lead, lead_value, goal) == [max(values, key=values.get)]
+    # ... and a goal no molecule reaches falls back to the better ones.
+    assert set(_better_exemplars(database, qed(), lead, lead_value, OptimizeSettings(k_exemplars=10, goal=1.0))) == better
+    # Molecules meeting the similarity floor to the lead are taken before closer-to-the-input others.
+    preferred = np.array([s == plain[-1] for s in database.smiles])
+    assert _better_exemplars(database, qed(), lead, lead_value, OptimizeSettings(k_exemplars=1), preferred) == [plain[-1]]
+    assert _better_exemplars(database, qed(), lead, lead_value, OptimizeSettings(k_exemplars=10), preferred)[0] == plain[-1]
