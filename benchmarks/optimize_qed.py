@@ -14,7 +14,8 @@ Resumable: per-lead rows go to ``benchmarks/results/optimize_qed.<generator hash
 ``--max-minutes`` bounds one call. The table goes to ``benchmarks/results/optimize_qed.md``
 once every lead has every method.
 
-Run:  .venv/bin/python benchmarks/optimize_qed.py [--n 200] [--max-minutes 150]
+Run:  .venv/bin/python benchmarks/optimize_qed.py --n 200 --n-iter 40 --noise-std 1.5 [--max-minutes 150]
+      (the settings chosen with `tune_optimize.py`; ``--methods`` splits the methods over processes)
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def main() -> None:
     parser.add_argument("--max-minutes", type=float, default=None)
     parser.add_argument("--n-iter", type=int, default=20)
     parser.add_argument("--n-samples", type=int, default=20)
+    parser.add_argument("--noise-std", type=float, default=1.0)
     parser.add_argument("--goal", type=float, default=0.9,
                         help="OptimizeSettings.goal: exemplars are retrieved among molecules with QED >= goal "
                              "(the task's bar, as RetMol retrieves molecules meeting the criteria); 0 turns it off")
@@ -58,7 +60,8 @@ def main() -> None:
     from molops.objectives import qed
 
     chosen = leads(args.n)
-    settings = {"n_iterations": args.n_iter, "n_samples": args.n_samples, **({"goal": args.goal} if args.goal else {})}
+    settings = {"n_iterations": args.n_iter, "n_samples": args.n_samples, **({"goal": args.goal} if args.goal else {}),
+                **({"noise_std": args.noise_std} if args.noise_std != 1.0 else {})}
     rows = run("optimize_qed", chosen, qed, "qed", [0.4],
                success=lambda best, lead, sim: best >= 0.9 and sim >= 0.4, settings_kwargs=settings,
                methods=tuple(args.methods.split(",")), max_minutes=args.max_minutes,
@@ -81,6 +84,8 @@ def main() -> None:
             f"Command: `.venv/bin/python benchmarks/optimize_qed.py --n {args.n}"
             + (" --full-runs" if args.full_runs else "")
             + (f" --goal {args.goal:g}" if args.goal != 0.9 else "")
+            + (f" --n-iter {args.n_iter}" if args.n_iter != 20 else "")
+            + (f" --noise-std {args.noise_std:g}" if args.noise_std != 1.0 else "")
             + f"` (generator {generator_digest()}, up to {args.n_iter} iterations of {args.n_samples} samples"
             + (f"; exemplars retrieved among molecules with QED ≥ {args.goal:g} where any exist" if args.goal else "")
             + ("" if args.full_runs else "; a lead's loop stops at its first success") + f")\n\n{text}\n\n"
