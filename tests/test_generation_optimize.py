@@ -83,10 +83,10 @@ def test_cli_optimize_prints_a_ranked_table_and_writes_it(generator, tmp_path):
     library.write_text("\n".join(LIBRARY) + "\n")
     out = tmp_path / "optimised.csv"
     args = ["optimize", LEAD, "--objective", "qed", "--min-similarity", "0.3", "--n-iter", "3", "--n-samples", "16",
-            "--noise", "1.5", "--model", str(model), "--library", str(library), "--out", str(out)]
+            "--noise", "1.5", "--goal", "0.7", "--model", str(model), "--library", str(library), "--out", str(out)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "best" in result.output and "QED" in result.output
+    assert "best" in result.output and "QED" in result.output and "goal 0.7" in result.output
     table = pd.read_csv(out)
     assert table["rank"].tolist() == list(range(1, len(table) + 1))
     assert (table["similarity"] >= 0.3).all() and table["qed"].is_monotonic_decreasing
