@@ -46,6 +46,9 @@ class EditSettings:
     # input) and the exemplars found so far; easy requests stop after the first round.
     max_rounds: int = 2
     noise_growth: float = 1.5
+    # Retrieve exemplars among molecules that already make a strict hit's worth of change
+    # (`OptimizeSettings.goal`), as RetMol retrieves molecules meeting the criteria.
+    goal: bool = True
 
 
 def intent_objective(intent: Intent) -> objectives.Objective:
@@ -70,6 +73,20 @@ def intent_objective(intent: Intent) -> objectives.Objective:
 def _scale(intent: Intent) -> float:
     """Units of one strict step of the intent's property (Tanimoto steps of 0.1)."""
     return intent.strict_delta or 0.1
+
+
+def _strict_goal(changes: list[Intent], terms: list, score: objectives.Objective, lead: str,
+                 lead_values: dict[str, float]) -> float | None:
+    """The score of an edit that makes every requested change by one strict step.
+
+    One change: the input's value moved one strict step the requested way. Several: each term
+    of the weighted sum is scaled to strict steps, so the input's score plus one per change.
+    """
+    if len(terms) == 1:
+        intent = changes[0]
+        return lead_values[intent.key] + intent.direction * _scale(intent)
+    value = float(score([lead])[0])
+    return None if math.isnan(value) else value + len(terms)
 
 
 def edit(
@@ -139,6 +156,7 @@ def edit(
     changes = reading.changes or reading.intents
     terms = [(measures[i.key], 1.0 / _scale(i)) for i in changes]
     score = objectives.weighted_sum(terms, name="edit_score") if len(terms) > 1 else terms[0][0]
+    goal = _strict_goal(changes, terms, score, lead, lead_values) if settings.goal else None
     # Constraints the loop can enforce from its property table; the rest are checked below.
     constraints = tuple(
         Constraint(i.key, minimum=lead_values[i.key]) if i.direction > 0 else Constraint(i.key, maximum=lead_values[i.key])
@@ -151,7 +169,7 @@ def edit(
             n_iterations=settings.n_iterations, n_samples=settings.n_samples, top_k=settings.top_k,
             k_exemplars=settings.k_exemplars, noise_std=settings.noise_std * settings.noise_growth ** round_number,
             min_similarity=reading.min_similarity, use_retrieval=settings.use_retrieval,
-            seed=settings.seed + round_number, constraints=constraints,
+            seed=settings.seed + round_number, constraints=constraints, goal=goal,
         )
         earlier = [s for part in rounds for s in part["smiles"]]
 

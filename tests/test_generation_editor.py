@@ -102,3 +102,24 @@ def test_cli_edit_explains_refuses_and_writes(tiny_generator, tmp_path):
     assert result.exit_code == 0, result.output
     table = pd.read_csv(out)
     assert table["rank"].tolist() == list(range(1, len(table) + 1)) and "delta_hbd" in table.columns
+
+
+def test_the_search_goal_is_one_strict_step_of_every_requested_change():
+    from generation.editor import _scale, _strict_goal, intent_objective
+    from molops import objectives
+
+    lead = "CC(=O)Nc1ccc(O)cc1"  # logP 1.35, 2 donors
+    for prompt, expected in [("make it more soluble in water", lambda v: v["logp"] - 0.5),
+                             ("add a hydrogen bond donor", lambda v: v["hbd"] + 1)]:
+        changes = interpret(prompt).changes
+        measures = {i.key: intent_objective(i) for i in changes}
+        values = {k: float(m([lead])[0]) for k, m in measures.items()}
+        terms = [(measures[i.key], 1.0 / _scale(i)) for i in changes]
+        assert _strict_goal(changes, terms, terms[0][0], lead, values) == pytest.approx(expected(values))
+    changes = interpret("more soluble and more HBD").changes
+    measures = {i.key: intent_objective(i) for i in changes}
+    values = {k: float(m([lead])[0]) for k, m in measures.items()}
+    terms = [(measures[i.key], 1.0 / _scale(i)) for i in changes]
+    score = objectives.weighted_sum(terms, name="edit_score")
+    # -logP/0.5 + HBD/1 for the input, plus one strict step of each change
+    assert _strict_goal(changes, terms, score, lead, values) == pytest.approx(-values["logp"] / 0.5 + values["hbd"] + 2)
