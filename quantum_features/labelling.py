@@ -33,7 +33,7 @@ from ase import Atoms
 from rdkit import Chem
 
 from molops.conformers import generate_conformers
-from molops.distributed import map_items
+from molops.distributed import describe_failure, map_items
 from molops.errors import ChemToolkitError
 from molops.io import mol_to_smiles, to_mol
 from quantum_features.errors import QuantumError
@@ -330,7 +330,7 @@ def label_molecules(
                     try:
                         items.update(conformer_structures(named[molecule_id], str(molecule_id), options))
                     except ChemToolkitError as exc:
-                        failures.append({"key": f"{molecule_id}/*", "error": f"{type(exc).__name__}: {exc}", "seconds": 0.0})
+                        failures.append({"key": f"{molecule_id}/*", "error": describe_failure(exc), "seconds": 0.0})
                 wanted.update(dict.fromkeys(items))
                 frame = map_items(task, items, scheduler=client, journal=journal, progress=progress, retry_failed=retry_failed,
                                   description=f"DFT labels, molecules {first + 1}-{first + len(ids[first:first + molecules_per_save])} of {len(ids)}")
