@@ -53,6 +53,14 @@ def read_journal(path: Path) -> list[dict]:
     return rows
 
 
+def _unique(rows: list[dict]) -> pd.DataFrame:
+    """Journal rows, the first of each (lead, method, floor) when two processes raced on one."""
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    return frame.drop_duplicates(["lead", "method", "min_similarity"], ignore_index=True)
+
+
 def run(
     name: str,
     leads: list[str],
@@ -93,8 +101,13 @@ def run(
                 for method in methods:
                     if (lead, method, min_similarity) in done:
                         continue
+                    # Another process may share the journal (methods or lead orders split over
+                    # cores): reread what it has finished before starting an item.
+                    done |= {(r["lead"], r["method"], r["min_similarity"]) for r in read_journal(journal)}
+                    if (lead, method, min_similarity) in done:
+                        continue
                     if max_minutes is not None and (time.perf_counter() - started) / 60 > max_minutes:
-                        return pd.DataFrame(read_journal(journal))
+                        return _unique(read_journal(journal))
                     objective = objective_factory()
                     tick = time.perf_counter()
                     if method == "best-of-database":
@@ -129,4 +142,4 @@ def run(
                            "seconds": time.perf_counter() - tick}
                     handle.write(json.dumps(row) + "\n")
                     handle.flush()
-    return pd.DataFrame(read_journal(journal))
+    return _unique(read_journal(journal))

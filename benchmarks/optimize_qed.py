@@ -54,6 +54,8 @@ def main() -> None:
                              "(the task's bar, as RetMol retrieves molecules meeting the criteria); 0 turns it off")
     parser.add_argument("--methods", default=",".join(METHODS),
                         help="comma-separated subset of the methods (e.g. to run them in two processes)")
+    parser.add_argument("--reverse", action="store_true",
+                        help="take the leads last first (a second process on the same journal meets the first halfway)")
     parser.add_argument("--full-runs", action="store_true",
                         help="run all iterations for every lead (default: a lead's loop stops at its first success)")
     args = parser.parse_args()
@@ -62,7 +64,7 @@ def main() -> None:
     chosen = leads(args.n)
     settings = {"n_iterations": args.n_iter, "n_samples": args.n_samples, **({"goal": args.goal} if args.goal else {}),
                 **({"noise_std": args.noise_std} if args.noise_std != 1.0 else {})}
-    rows = run("optimize_qed", chosen, qed, "qed", [0.4],
+    rows = run("optimize_qed", chosen[::-1] if args.reverse else chosen, qed, "qed", [0.4],
                success=lambda best, lead, sim: best >= 0.9 and sim >= 0.4, settings_kwargs=settings,
                methods=tuple(args.methods.split(",")), max_minutes=args.max_minutes,
                stop_at_success=not args.full_runs)
