@@ -89,8 +89,8 @@ def main() -> None:
     parser.add_argument("--max-minutes", type=float, default=None, help="stop after this long (resume later)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--model", type=Path, default=None, help="generator file (default: the shipped one)")
-    parser.add_argument("--no-goal", action="store_true",
-                        help="EditSettings.goal off: exemplars merely better than the carried molecule (ablation)")
+    parser.add_argument("--goal", action="store_true",
+                        help="EditSettings.goal on: exemplars among molecules making one strict step of every change")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -123,9 +123,9 @@ def main() -> None:
 
     generator = load_generator(args.model)
     database = ExemplarDatabase.moses()
-    settings = EditSettings(n_iterations=args.n_iter, n_samples=args.n_samples, goal=not args.no_goal)
+    settings = EditSettings(n_iterations=args.n_iter, n_samples=args.n_samples, goal=args.goal)
     digest = generator_digest(args.model)
-    goal = "-nogoal" if args.no_goal else "-goal"  # journals before the goal existed have neither
+    goal = "-goal" if args.goal else ""
     journal_path = RESULTS / f"edit_hit_ratio.{digest}.iter{args.n_iter}-samples{args.n_samples}{goal}.journal.jsonl"
     done = load_journal(journal_path)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -173,7 +173,7 @@ def main() -> None:
 
     lines = [
         "# Text-guided editing: hit ratios (MoleculeSTM's evaluation)", "",
-        f"Command: `.venv/bin/python benchmarks/edit_hit_ratio.py --n {args.n}{' --no-goal' if args.no_goal else ''}` "
+        f"Command: `.venv/bin/python benchmarks/edit_hit_ratio.py --n {args.n}{' --goal' if args.goal else ''}` "
         f"(generator {digest}; first n of a fixed shuffle of MOSES test, random_state 0; "
         f"similarity floor {args.min_similarity}; top edit per molecule; 2 CPU cores)", "",
         "| task | prompt | read as | molecules | loose hit % | strict hit % | mean similarity | edits returned % | s / edit |",
@@ -212,7 +212,7 @@ def main() -> None:
                   "(resume with the same command)."]
     text = "\n".join(lines) + "\n"
     print(text)
-    suffix = ("" if args.n == 200 else f"_n{args.n}") + ("_nogoal" if args.no_goal else "")
+    suffix = ("" if args.n == 200 else f"_n{args.n}") + ("_goal" if args.goal else "")
     (RESULTS / f"edit_hit_ratio{suffix}.md").write_text(text)
 
 

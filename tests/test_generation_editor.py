@@ -62,9 +62,10 @@ def test_unknown_drug_names_are_refused_with_suggestions():
     assert changes("make it more like paracetamol") == [("similarity:acetaminophen", +1, False)]  # INN synonym
 
 
-def test_edits_respect_the_similarity_floor_and_rank_hits_first(tiny_generator):
+@pytest.mark.parametrize("goal", [False, True])
+def test_edits_respect_the_similarity_floor_and_rank_hits_first(tiny_generator, goal):
     lead = GENERATOR_LIBRARY[0]
-    settings = EditSettings(n_iterations=4, n_samples=16, top_k=3, k_exemplars=3, noise_std=1.5)
+    settings = EditSettings(n_iterations=4, n_samples=16, top_k=3, k_exemplars=3, noise_std=1.5, goal=goal)
     frame = edit(lead, "add hydrogen bond donors", n=5, min_similarity=0.3, generator=tiny_generator,
                  database=ExemplarDatabase.from_smiles(GENERATOR_LIBRARY), settings=settings, progress=False)
     assert frame.attrs["interpretation"] == "increase H-bond donors (more donors); similarity ≥ 0.3"
