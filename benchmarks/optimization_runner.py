@@ -53,6 +53,11 @@ def read_journal(path: Path) -> list[dict]:
     return rows
 
 
+def _finished(journal: Path) -> set[tuple[str, str, float]]:
+    """(lead, method, similarity floor) of every row in the journal."""
+    return {(r["lead"], r["method"], r["min_similarity"]) for r in read_journal(journal)}
+
+
 def _unique(rows: list[dict]) -> pd.DataFrame:
     """Journal rows, the first of each (lead, method, floor) when two processes raced on one."""
     frame = pd.DataFrame(rows)
@@ -90,7 +95,7 @@ def run(
 
     journal = journal_path(name, {**settings_kwargs, **({"stop": "success"} if stop_at_success else {}),
                                    **({"tag": journal_tag} if journal_tag else {})}, generator_path)
-    done = {(r["lead"], r["method"], r["min_similarity"]) for r in read_journal(journal)}
+    done = _finished(journal)
     generator = load_generator(generator_path)
     index, base_properties = load_library_index("moses"), moses_properties()
     database = ExemplarDatabase(index, base_properties)
@@ -103,7 +108,7 @@ def run(
                         continue
                     # Another process may share the journal (methods or lead orders split over
                     # cores): reread what it has finished before starting an item.
-                    done |= {(r["lead"], r["method"], r["min_similarity"]) for r in read_journal(journal)}
+                    done |= _finished(journal)
                     if (lead, method, min_similarity) in done:
                         continue
                     if max_minutes is not None and (time.perf_counter() - started) / 60 > max_minutes:

@@ -275,19 +275,15 @@ def optimize(
     try:
         for iteration in bar:
             inputs = [s for s, _ in carried]
-            exemplars = []
+            exemplars = [[] for _ in carried]
             if settings.use_retrieval and database is not None:
                 # The database grows every iteration: its similarities to the lead are refreshed.
                 near_lead = database.similarities(lead_smiles) >= settings.min_similarity
-            for s, value in carried:
-                if settings.use_retrieval and database is not None:
-                    retrieved = _better_exemplars(database, objective, s, value, settings, near_lead)
+                for position, (s, value) in enumerate(carried):
+                    exemplars[position] = _better_exemplars(database, objective, s, value, settings, near_lead)
                     # Nothing better in the database: this molecule is decoded from its own
                     # states alone (the fusion module passes them through unchanged).
-                    retrieval_misses += not retrieved
-                    exemplars.append(retrieved)
-                else:
-                    exemplars.append([])
+                    retrieval_misses += not exemplars[position]
             with torch.no_grad():
                 fused, mask = generator.fused_states(inputs, exemplars, settings.k_exemplars)
                 states = fused.repeat_interleave(settings.n_samples, dim=0)

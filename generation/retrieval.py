@@ -110,6 +110,10 @@ def moses_properties() -> pd.DataFrame:
     return frame
 
 
+#: SMILES queries whose similarities an `ExemplarDatabase` keeps (about 6 MB each for MOSES).
+SIMILARITY_CACHE_QUERIES = 16
+
+
 class ExemplarDatabase:
     """Molecules, fingerprints and properties; retrieval of similar, better molecules."""
 
@@ -122,6 +126,10 @@ class ExemplarDatabase:
         self._properties = [properties.reset_index(drop=True)]
         self._known = None  # canonical SMILES set, built on first `add`
         self._joined: tuple[np.ndarray, pd.DataFrame] | None = None  # rebuilt after `add`
+        # Per-index similarities of recent SMILES queries (the lead and the carried molecules
+        # are queried every iteration): indexes are only ever appended, so a cached part stays
+        # valid and only indexes added since are scanned.
+        self._similarity_cache: dict[str, list[np.ndarray]] = {}
 
     @classmethod
     def from_smiles(cls, smiles: Sequence[str], properties: pd.DataFrame | None = None) -> ExemplarDatabase:
@@ -181,7 +189,14 @@ class ExemplarDatabase:
 
     def similarities(self, query: str | Chem.Mol) -> np.ndarray:
         """Tanimoto similarity of `query` to every molecule, in database order."""
-        return np.concatenate([i.similarities(query) for i in self._indexes])
+        if not isinstance(query, str):
+            return np.concatenate([i.similarities(query) for i in self._indexes])
+        parts = self._similarity_cache.pop(query, [])
+        parts += [index.similarities(query) for index in self._indexes[len(parts):]]
+        self._similarity_cache[query] = parts  # most recent last
+        while len(self._similarity_cache) > SIMILARITY_CACHE_QUERIES:
+            del self._similarity_cache[next(iter(self._similarity_cache))]
+        return np.concatenate(parts)
 
     def retrieve(
         self, query: str | Chem.Mol, k: int = 10, allowed: np.ndarray | None = None, *, exclude_identical: bool = True

@@ -39,3 +39,15 @@ def test_retrieves_most_similar_among_allowed_rows_and_grows():
         db.retrieve(query, allowed=np.ones(3, dtype=bool))
     with pytest.raises(GenerationError, match="cannot be read"):
         ExemplarDatabase.from_smiles(["CCO", "C1CC"])
+
+
+def test_cached_similarities_stay_exact_as_the_database_grows():
+    from molops.similarity import tanimoto
+
+    database = ExemplarDatabase.from_smiles(["CCO", "CCN", "c1ccccc1O"])
+    query = "CCOC"
+    first = database.similarities(query)
+    assert database.add(["CCOCC", "c1ccccc1N"]) == 2
+    grown = database.similarities(query)  # cached part for the first index, fresh scan of the new one
+    assert np.array_equal(grown[:3], first)
+    assert np.allclose(grown, [tanimoto(query, s) for s in database.smiles], atol=1e-6)
