@@ -41,6 +41,7 @@ from edit_prompts import LOOKS_LIKE, SINGLE_OBJECTIVE  # noqa: E402
 from optimization_runner import generator_digest  # noqa: E402
 
 from generation.editor import EditSettings, edit  # noqa: E402
+from generation.grammar import GRAMMAR_VERSION  # noqa: E402
 from generation.errors import GenerationError  # noqa: E402
 from generation.optimize import default_generator_path, load_generator  # noqa: E402
 from generation.prompts import PromptError, interpret, resolve_drug  # noqa: E402
@@ -126,7 +127,8 @@ def main() -> None:
     settings = EditSettings(n_iterations=args.n_iter, n_samples=args.n_samples, goal=args.goal)
     digest = generator_digest(args.model)
     goal = "-goal" if args.goal else ""
-    journal_path = RESULTS / f"edit_hit_ratio.{digest}.iter{args.n_iter}-samples{args.n_samples}{goal}.journal.jsonl"
+    journal_path = RESULTS / (f"edit_hit_ratio.{digest}.iter{args.n_iter}-samples{args.n_samples}{goal}"
+                              f"-grammarv{GRAMMAR_VERSION}.journal.jsonl")
     done = load_journal(journal_path)
     RESULTS.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

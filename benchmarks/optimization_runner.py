@@ -37,8 +37,11 @@ def generator_digest(path: Path | None = None) -> str:
 
 def journal_path(name: str, settings_kwargs: dict, generator_path: Path | None = None) -> Path:
     """Where `run` journals benchmark `name` for a generator (default: shipped) and these settings."""
+    from generation.grammar import GRAMMAR_VERSION
+
     settings = "-".join(f"{key}{value}" for key, value in sorted(settings_kwargs.items()))
-    return RESULTS / f"{name}.{generator_digest(generator_path)}.{settings}.journal.jsonl"
+    # Results of one weights file under another decoding constraint are another experiment.
+    return RESULTS / f"{name}.{generator_digest(generator_path)}.{settings}-grammarv{GRAMMAR_VERSION}.journal.jsonl"
 
 
 def read_journal(path: Path) -> list[dict]:

@@ -42,6 +42,17 @@ def test_every_token_of_moses_molecules_is_allowed():
     ("C1CCCC(", {"F", "Cl"}, set()),  # inside a branch a terminal atom is fine
     ("C1CCCC", {"F", "Cl", "Br"}, {"C"}),  # ...outside it would leave ring 1 unclosable
     ("c1ccccccc", {"1"}, {"c"}),  # an aromatic ring of 8 atoms
+    # Kekulé structures: pyrazole's n1 has room for no double bond and closes the ring with its
+    # neighbours c=c; a methyl on it would leave a carbon without one.
+    ("Cn1cc(C)cn1", {"C", "(", "-"}, {"</s>"}),
+    # A six-membered ring with a substituted n pairs n=c, c=c and must give its closing carbon an
+    # exocyclic double bond (a pyridazinone); a pyrazole's closing carbon is needed for c=c, and
+    # so is a seven-membered ring's.
+    ("CCn1ncc(C)cc1", {"</s>", "C"}, {"="}),
+    ("CCn1ncc(C)c1", {"="}, {"</s>", "C"}),
+    ("CCn1ncc(C)c(C)c(C)c1", {"="}, {"</s>"}),
+    # Furan written one carbon too long (c1cccco1 + c): five carbons, no way to pair them all.
+    ("Cc1ccc(C)c(C)o", {"1"}, {"c"}),
 ])
 def test_grammar_rules(prefix, forbidden, allowed):
     after = _allowed_after(SmilesGrammar(TOKENIZER), prefix)
@@ -93,3 +104,14 @@ def test_processor_masks_scores_of_forbidden_tokens():
     masked = grammar(ids, scores)
     assert torch.isinf(masked[0, TOKENIZER.eos_id]) and torch.isinf(masked[0, TOKENIZER.index[")"]])
     assert masked[0, TOKENIZER.index["C"]] == 0.0
+
+
+def test_kekule_rule_ends_only_kekulizable_aromatic_systems():
+    """Every string the rule lets end kekulizes; strings it blocks would not have."""
+    grammar = SmilesGrammar(TOKENIZER)
+    cases = {"Cn1cc(C)cn1": True, "Cn1cc(C)cn1C": False, "c1ccc2occc2c1": True, "c1ccc2occcc2c1": False,
+             "O=c1cc[nH]cc1": True, "Cc1nc2ccccc2n1C": True}
+    for smiles, valid in cases.items():
+        assert (Chem.MolFromSmiles(smiles) is not None) is valid, smiles
+        ids = [TOKENIZER.bos_id] + [TOKENIZER.index[t] for t in tokenize(smiles)]
+        assert (TOKENIZER.eos_id in grammar.allowed(grammar._state(tuple(ids)))) is valid, smiles
