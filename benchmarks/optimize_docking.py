@@ -106,11 +106,13 @@ def main() -> None:
     text = table(rows, args)
     print(text)
     if len(rows) == len(args.drugs):
+        from generation.grammar import GRAMMAR_VERSION
+
         (RESULTS / "optimize_docking.md").write_text(
             f"# Vina-score optimisation against {args.target} (QED ≥ 0.6, SA ≤ 4, similarity ≥ 0.6)\n\n"
             f"Command: `.venv/bin/python benchmarks/optimize_docking.py --target {args.target} --exhaustiveness "
             f"{args.exhaustiveness} --n-iter {args.n_iter} --n-samples {args.n_samples}` (generator "
-            f"{journal.name.split('.')[1]}). The search scores candidates at exhaustiveness {args.exhaustiveness}; "
+            f"{journal.name.split('.')[1]}, SMILES grammar v{GRAMMAR_VERSION}). The search scores candidates at exhaustiveness {args.exhaustiveness}; "
             f"the drug and the {args.confirm} best candidates are re-docked at exhaustiveness "
             f"{args.confirm_exhaustiveness}, and 'before', 'best after' and Δ are those confirmed scores.\n\n{text}\n")
     else:

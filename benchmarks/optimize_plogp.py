@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--n-iter", type=int, default=20)
     parser.add_argument("--n-samples", type=int, default=20)
     args = parser.parse_args()
+    from generation.grammar import GRAMMAR_VERSION
     from molops.objectives import penalized_logp
 
     chosen = leads(args.n)
@@ -63,7 +64,7 @@ def main() -> None:
     if len(rows) == len(chosen) * len(METHODS) * len(FLOORS):
         (RESULTS / "optimize_plogp.md").write_text(
             "# Penalised logP optimisation under a similarity floor, lowest-pLogP MOSES test leads\n\n"
-            f"Command: `.venv/bin/python benchmarks/optimize_plogp.py --n {args.n}` (generator {generator_digest()}, "
+            f"Command: `.venv/bin/python benchmarks/optimize_plogp.py --n {args.n}` (generator {generator_digest()}, SMILES grammar v{GRAMMAR_VERSION}, "
             f"{args.n_iter} iterations of {args.n_samples} samples)\n\n{text}\n\n"
             "Anchor: RetMol 11.55 (δ = 0.4), 3.78 (δ = 0.6).\n")
     else:

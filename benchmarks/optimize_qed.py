@@ -59,6 +59,7 @@ def main() -> None:
     parser.add_argument("--full-runs", action="store_true",
                         help="run all iterations for every lead (default: a lead's loop stops at its first success)")
     args = parser.parse_args()
+    from generation.grammar import GRAMMAR_VERSION
     from molops.objectives import qed
 
     chosen = leads(args.n)
@@ -88,7 +89,7 @@ def main() -> None:
             + (f" --goal {args.goal:g}" if args.goal != 0.9 else "")
             + (f" --n-iter {args.n_iter}" if args.n_iter != 20 else "")
             + (f" --noise-std {args.noise_std:g}" if args.noise_std != 1.0 else "")
-            + f"` (generator {generator_digest()}, up to {args.n_iter} iterations of {args.n_samples} samples"
+            + f"` (generator {generator_digest()}, SMILES grammar v{GRAMMAR_VERSION}, up to {args.n_iter} iterations of {args.n_samples} samples"
             + (f"; exemplars retrieved among molecules with QED ≥ {args.goal:g} where any exist" if args.goal else "")
             + ("" if args.full_runs else "; a lead's loop stops at its first success") + f")\n\n{text}\n\n"
             "Anchor: RetMol 94.5 % success.\n")
