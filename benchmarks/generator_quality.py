@@ -78,12 +78,13 @@ def main() -> None:
     text = header + "\n" + "\n".join(lines)
     print(text)
     meta = getattr(generator, "metadata", {})
+    from generation.grammar import GRAMMAR_VERSION
     RESULTS.write_text(
         f"# Generator samples around {args.n} MOSES test molecules\n\n"
         f"Command: `.venv/bin/python benchmarks/generator_quality.py --n {args.n} --noise {' '.join(map(str, args.noise))}`\n\n"
         f"Model: {args.model or 'shipped retmol_moses.pt'} ({meta})\n\n{text}\n\n"
         "Noise 0 is plain reconstruction (changed = not reconstructed). grammar: greedy decoding under "
-        "`generation.grammar.SmilesGrammar` (what the toolkit uses); free: the same states decoded without it.\n"
+        f"`generation.grammar.SmilesGrammar`, version {GRAMMAR_VERSION} (what the toolkit uses); free: the same states decoded without it.\n"
     )
 
 
