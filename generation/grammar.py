@@ -61,10 +61,12 @@ class _Prefix:
     aromatic_bond: bool = True  # the bond the next atom or ring label makes may be aromatic (none or ':' written)
 
     def copy(self) -> _Prefix:
-        return _Prefix(list(self.aromatic), list(self.capacity), list(self.used), [set(n) for n in self.neighbours],
+        # The per-atom sets are shared, never changed in place (`_link` replaces the two it
+        # changes): a prefix is copied at every decoding step of every row.
+        return _Prefix(list(self.aromatic), list(self.capacity), list(self.used), list(self.neighbours),
                        self.current, list(self.branches), dict(self.rings), self.last, self.order,
                        self.explicit, self.before_bond, list(self.pi), list(self.double),
-                       [set(b) for b in self.pi_bonds], self.aromatic_bond)
+                       list(self.pi_bonds), self.aromatic_bond)
 
     def spare(self) -> int:
         """Bond order the current atom can still take."""
@@ -84,6 +86,12 @@ class _Prefix:
                     seen[other] = seen[atom] + 1
                     queue.append(other)
         return 10**6
+
+
+def _link(sets: list[set[int]], a: int, b: int) -> None:
+    """Record a bond between atoms a and b in per-atom `sets` shared with other prefixes (new sets, copy on write)."""
+    sets[a] = sets[a] | {b}
+    sets[b] = sets[b] | {a}
 
 
 def _kekulizable(state: _Prefix, budget: int = 5000) -> bool:
@@ -137,10 +145,15 @@ class SmilesGrammar(LogitsProcessor):
 
     Args:
         tokenizer: the generator's tokenizer (its vocabulary defines the token classes).
+        greedy: the caller decodes greedily (one beam, no sampling): only the best allowed
+            token of each row is found, checking tokens best first until one passes, and it
+            alone is left unmasked. The decoded strings are the same as with the full mask;
+            the Kekulé checks, most of the grammar's time, drop to about one per row and step.
     """
 
-    def __init__(self, tokenizer: SmilesTokenizer) -> None:
+    def __init__(self, tokenizer: SmilesTokenizer, greedy: bool = False) -> None:
         self.tokenizer = tokenizer
+        self.greedy = greedy
         self.kind: dict[int, str] = {}
         for token_id, token in enumerate(tokenizer.tokens):
             if token_id == tokenizer.eos_id:
@@ -185,29 +198,25 @@ class SmilesGrammar(LogitsProcessor):
             new.double.append(False)
             new.pi_bonds.append(set())
             if new.last != "start":
-                new.neighbours[atom].add(new.current)
-                new.neighbours[new.current].add(atom)
+                _link(new.neighbours, atom, new.current)
                 new.used[atom] += new.order
                 new.used[new.current] += new.order
                 if new.order >= 2:
                     new.double[atom] = new.double[new.current] = True
                 elif new.aromatic_bond and new.aromatic[atom] and new.aromatic[new.current]:
-                    new.pi_bonds[atom].add(new.current)
-                    new.pi_bonds[new.current].add(atom)
+                    _link(new.pi_bonds, atom, new.current)
             new.current = atom
         elif kind == "ring":
             label = self.ring_label[token_id]
             if label in new.rings:
                 other, order, opened_explicit = new.rings.pop(label)
-                new.neighbours[other].add(new.current)
-                new.neighbours[new.current].add(other)
+                _link(new.neighbours, other, new.current)
                 new.used[new.current] += max(order, new.order)
                 new.used[other] += max(order, new.order) - order  # its share was booked at opening
                 if max(order, new.order) >= 2:
                     new.double[other] = new.double[new.current] = True
                 elif not (opened_explicit or new.explicit) and new.aromatic[other] and new.aromatic[new.current]:
-                    new.pi_bonds[other].add(new.current)
-                    new.pi_bonds[new.current].add(other)
+                    _link(new.pi_bonds, other, new.current)
             else:
                 new.rings[label] = (new.current, new.order, new.explicit)
                 new.used[new.current] += new.order
@@ -244,6 +253,11 @@ class SmilesGrammar(LogitsProcessor):
 
     def allowed(self, state: _Prefix) -> list[int]:
         """Token ids that may follow `state`."""
+        ids = self._syntax_allowed(state)
+        return ids if state.last == "end" else self._keep_kekulizable(state, ids)
+
+    def _syntax_allowed(self, state: _Prefix) -> list[int]:
+        """Token ids that may follow `state` by syntax, valence and ring sizes (Kekulé rule not applied)."""
         if state.last == "end":
             return [self.tokenizer.pad_id, self.tokenizer.eos_id]
         if state.last == "start":
@@ -292,7 +306,24 @@ class SmilesGrammar(LogitsProcessor):
                                    for bonded in options):
                             continue
                 ids.append(token_id)
-        return self._keep_kekulizable(state, ids)
+        return ids
+
+    def _keeps_kekulizable(self, state: _Prefix, token_id: int, verdict: dict[object, bool]) -> bool:
+        """Whether the aromatic atoms `token_id` settles can still be kekulized (`verdict`
+        caches one answer per token class for this state)."""
+        kind = self.kind[token_id]
+        if kind == "ring" and self.ring_label[token_id] not in state.rings:
+            return True  # opening a ring settles nothing
+        # A branch or a single bond settles nothing but commits the current atom to one more
+        # bond (an n with two then has no room for a double bond).
+        one_more = kind == "open" or (kind == "bond" and self.bond_order[token_id] < 2)
+        key = "one more bond" if one_more else self._kekule_class.get(token_id, token_id)
+        if key not in verdict:
+            child = self._advance(state, token_id)
+            if child is not None and one_more:
+                child.used[child.current] += 1
+            verdict[key] = child is None or _kekulizable(child)
+        return verdict[key]
 
     def _keep_kekulizable(self, state: _Prefix, ids: list[int]) -> list[int]:
         """The tokens of `ids` after which the aromatic atoms they settle can still be kekulized
@@ -300,26 +331,50 @@ class SmilesGrammar(LogitsProcessor):
         if not any(state.aromatic):
             return ids  # no aromatic atom can be settled yet
         verdict: dict[object, bool] = {}
-        kept = []
-        for token_id in ids:
-            kind = self.kind[token_id]
-            if kind == "ring" and self.ring_label[token_id] not in state.rings:
-                kept.append(token_id)  # opening a ring settles nothing
-                continue
-            # A branch or a single bond settles nothing but commits the current atom to one more
-            # bond (an n with two then has no room for a double bond).
-            one_more = kind == "open" or (kind == "bond" and self.bond_order[token_id] < 2)
-            key = "one more bond" if one_more else self._kekule_class.get(token_id, token_id)
-            if key not in verdict:
-                child = self._advance(state, token_id)
-                if child is not None and one_more:
-                    child.used[child.current] += 1
-                verdict[key] = child is None or _kekulizable(child)
-            if verdict[key]:
-                kept.append(token_id)
+        kept = [token_id for token_id in ids if self._keeps_kekulizable(state, token_id, verdict)]
         return kept or ids
 
+    def _closes(self, state: _Prefix, token_id: int) -> bool:
+        """`token_id` closes a branch or an open ring."""
+        kind = self.kind[token_id]
+        return kind == "close" or (kind == "ring" and self.ring_label[token_id] in state.rings)
+
+    def _greedy_pick(self, state: _Prefix, row_scores: list[float], top: int) -> int:
+        """The token greedy decoding takes under the full mask of `__call__`, found lazily.
+
+        Same rules in the same order: the Kekulé filter (all syntax-allowed tokens if none
+        passes), then the end-of-string rule (the model wants to stop early: closing tokens
+        first), then the raw scores if every allowed token is ruled out (-inf). Ties go to the
+        lower token id, as argmax does.
+        """
+        ids = self._syntax_allowed(state)
+        if not ids:
+            return top
+        ranked = sorted(ids, key=lambda t: (-row_scores[t], t))
+        if state.last == "end" or not any(state.aromatic):
+            def passes(token_id: int) -> bool:
+                return True
+        else:
+            verdict: dict[object, bool] = {}
+
+            def passes(token_id: int) -> bool:
+                return self._keeps_kekulizable(state, token_id, verdict)
+
+        best = next((t for t in ranked if passes(t)), None)  # None: no token passes, all are kept
+        eos = self.tokenizer.eos_id
+        if top == eos and not (best == eos or (best is None and eos in ids)):
+            closing = [t for t in ranked if self._closes(state, t)]
+            if best is None:
+                pick = closing[0] if closing else ranked[0]
+            else:
+                pick = next((t for t in closing if passes(t)), best)
+        else:
+            pick = ranked[0] if best is None else best
+        return top if row_scores[pick] == float("-inf") else pick
+
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.greedy:
+            return self._greedy(input_ids, scores)
         masked = torch.full_like(scores, float("-inf"))
         for row, ids in enumerate(input_ids.tolist()):
             state = self._state(tuple(ids))
@@ -342,6 +397,20 @@ class SmilesGrammar(LogitsProcessor):
                 # Every allowed token was already ruled out (e.g. the end forced at the length
                 # limit): the earlier rule wins, so that something can be written.
                 masked[row] = scores[row]
+        return masked
+
+    def _greedy(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        """Greedy decoding: each row keeps only the token `_greedy_pick` chooses."""
+        tops = scores.argmax(dim=-1).tolist()
+        rows = scores.tolist()
+        chosen = []
+        for row, ids in enumerate(input_ids.tolist()):
+            state = self._state(tuple(ids))
+            chosen.append(tops[row] if state is None else self._greedy_pick(state, rows[row], tops[row]))
+        index = torch.arange(len(chosen), device=scores.device)
+        picked = torch.tensor(chosen, device=scores.device)
+        masked = torch.full_like(scores, float("-inf"))
+        masked[index, picked] = scores[index, picked]
         return masked
 
 

@@ -150,7 +150,8 @@ class MoleculeSeq2Seq(torch.nn.Module):
 
         from generation.grammar import SmilesGrammar
 
-        processors = LogitsProcessorList([SmilesGrammar(self.tokenizer)] if grammar else [])
+        greedy = num_beams == 1 and not do_sample
+        processors = LogitsProcessorList([SmilesGrammar(self.tokenizer, greedy=greedy)] if grammar else [])
         outputs = self.bart.generate(
             logits_processor=processors,
             encoder_outputs=BaseModelOutput(last_hidden_state=states),

@@ -115,3 +115,26 @@ def test_kekule_rule_ends_only_kekulizable_aromatic_systems():
         assert (Chem.MolFromSmiles(smiles) is not None) is valid, smiles
         ids = [TOKENIZER.bos_id] + [TOKENIZER.index[t] for t in tokenize(smiles)]
         assert (TOKENIZER.eos_id in grammar.allowed(grammar._state(tuple(ids)))) is valid, smiles
+
+
+def test_greedy_mode_picks_what_the_full_mask_picks():
+    """The lazy greedy processor leaves exactly the token argmax would take under the full mask,
+    including the end-of-string rule (the model wants to stop with a ring or branch open)."""
+    from molops.data import moses_smiles
+
+    full, lazy = SmilesGrammar(TOKENIZER), SmilesGrammar(TOKENIZER, greedy=True)
+    generator = torch.Generator().manual_seed(0)
+    prefixes = []
+    for smiles in moses_smiles("test").sample(40, random_state=3):
+        ids = [TOKENIZER.bos_id] + [TOKENIZER.index[t] for t in tokenize(smiles)]
+        prefixes += [ids[:cut] for cut in range(1, len(ids) + 1, 3)]
+    for trial in range(3):
+        scores = torch.randn(len(prefixes), len(TOKENIZER.tokens), generator=generator)
+        if trial == 1:
+            scores[:, TOKENIZER.eos_id] += 10.0  # the model wants to stop everywhere
+        for row, prefix in enumerate(prefixes):
+            ids = torch.tensor([prefix])
+            expected = int(full(ids, scores[row : row + 1].clone()).argmax())
+            picked = lazy(ids, scores[row : row + 1].clone())
+            assert int(picked.argmax()) == expected, (TOKENIZER.decode_batch(ids), trial)
+            assert torch.isfinite(picked).sum() == 1
