@@ -118,6 +118,8 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=None, help="generator file (default: the shipped one)")
     parser.add_argument("--goal", action="store_true",
                         help="EditSettings.goal on: exemplars among molecules making one strict step of every change")
+    parser.add_argument("--no-analogues", action="store_true",
+                        help="EditSettings.analogue_exemplars off: exemplars from MOSES and the generated molecules only")
     parser.add_argument("--tasks", default=None,
                         help="comma-separated task names to run (e.g. 'drug-like,more HBD'); default all. "
                              "A subset writes its table to edit_hit_ratio_subset*.md")
@@ -160,9 +162,10 @@ def main() -> None:
     generator = load_generator(args.model)
     moses_index, properties = load_library_index("moses"), moses_properties()
     database = ExemplarDatabase(moses_index, properties)  # never grown: the best-of-database baseline reads it
-    settings = EditSettings(n_iterations=args.n_iter, n_samples=args.n_samples, goal=args.goal)
+    settings = EditSettings(n_iterations=args.n_iter, n_samples=args.n_samples, goal=args.goal,
+                            analogue_exemplars=not args.no_analogues)
     digest = generator_digest(args.model)
-    goal = "-goal" if args.goal else ""
+    goal = ("-goal" if args.goal else "") + ("" if args.no_analogues else "-analogues")
     journal_path = RESULTS / (f"edit_hit_ratio.{digest}.iter{args.n_iter}-samples{args.n_samples}{goal}"
                               f"-grammarv{GRAMMAR_VERSION}.journal.jsonl")
     done = load_journal(journal_path)
@@ -218,7 +221,8 @@ def main() -> None:
 
     lines = [
         "# Text-guided editing: hit ratios (MoleculeSTM's evaluation)", "",
-        f"Command: `.venv/bin/python benchmarks/edit_hit_ratio.py --n {args.n}{' --goal' if args.goal else ''}` "
+        f"Command: `.venv/bin/python benchmarks/edit_hit_ratio.py --n {args.n}{' --goal' if args.goal else ''}"
+        f"{' --no-analogues' if args.no_analogues else ''}` "
         f"(generator {digest}; first n of a fixed shuffle of MOSES test, random_state 0; "
         f"similarity floor {args.min_similarity}; top edit per molecule; 2 CPU cores)", "",
         "| task | prompt | read as | molecules | loose hit % | strict hit % | mean similarity | edits returned % | s / edit "
@@ -262,6 +266,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     suffix = ("_subset" if args.tasks else "") + ("" if args.n == 200 else f"_n{args.n}") + ("_goal" if args.goal else "")
+    suffix += "_no_analogues" if args.no_analogues else ""
     (RESULTS / f"edit_hit_ratio{suffix}.md").write_text(text)
 
 

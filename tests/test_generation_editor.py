@@ -124,3 +124,19 @@ def test_the_search_goal_is_one_strict_step_of_every_requested_change():
     score = objectives.weighted_sum(terms, name="edit_score")
     # -logP/0.5 + HBD/1 for the input, plus one strict step of each change
     assert _strict_goal(changes, terms, score, lead, values) == pytest.approx(-values["logp"] / 0.5 + values["hbd"] + 2)
+
+
+def test_analogue_exemplars_join_the_database_within_the_floor_only(tiny_generator):
+    from generation.analogues import one_step_analogues
+    from generation.editor import add_analogue_exemplars
+
+    lead = GENERATOR_LIBRARY[0]  # acetanilide
+    database = ExemplarDatabase.from_smiles(GENERATOR_LIBRARY)
+    added = add_analogue_exemplars(database, lead, 0.5, tiny_generator)
+    new = database.smiles[len(GENERATOR_LIBRARY):].tolist()
+    assert added == len(new) > 0
+    assert set(new) <= set(one_step_analogues(lead))
+    assert all(tanimoto(s, lead) >= 0.5 for s in new)
+    assert "CC(=O)Nc1ccncc1" in new  # ring CH -> N: one more acceptor, a single atom away
+    assert add_analogue_exemplars(database, lead, 0.5, tiny_generator) == 0  # already there
+    assert add_analogue_exemplars(ExemplarDatabase.from_smiles(GENERATOR_LIBRARY), lead, 0.99, tiny_generator) == 0
