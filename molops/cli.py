@@ -688,6 +688,10 @@ def edit(
     explain: Annotated[bool, typer.Option("--explain", help="Only print how the prompt is read.")] = False,
     model: Annotated[Optional[Path], typer.Option("--model", help="Generator file (default: the shipped RetMol generator).")] = None,
     library: Annotated[str, typer.Option(help="Exemplar database: 'moses' or a molecule file.")] = "moses",
+    analogues: Annotated[bool, typer.Option(
+        "--analogues/--no-analogues",
+        help="Add the input's one-step analogues within the floor to the exemplars (they guide the generator)."
+    )] = True,
     out: OutOption = None,
 ) -> None:
     """Edit a molecule as a text prompt asks ("fewer H-bond donors", "look more like aspirin").
@@ -709,7 +713,7 @@ def edit(
         to_mol(molecule)  # a clear parse error before the model loads
         frame = run_edit(molecule, reading, n=n, generator=load_generator(model),
                          database=_exemplar_database(library, False),
-                         settings=EditSettings(n_iterations=n_iter, seed=seed))
+                         settings=EditSettings(n_iterations=n_iter, seed=seed, analogue_exemplars=analogues))
     except (ChemToolkitError, ValueError) as exc:
         raise _fail(str(exc)) from None
     before = ", ".join(f"{k} {v:.3g}" for k, v in frame.attrs["input"].items() if k != "smiles")

@@ -99,7 +99,8 @@ def test_cli_edit_explains_refuses_and_writes(tiny_generator, tmp_path):
     library.write_text("\n".join(GENERATOR_LIBRARY) + "\n")
     out = tmp_path / "edits.csv"
     result = CliRunner().invoke(app, ["edit", GENERATOR_LIBRARY[0], "more hydrogen bond donors", "--min-similarity",
-                                      "0.3", "--model", str(model), "--library", str(library), "--out", str(out)])
+                                      "0.3", "--model", str(model), "--library", str(library), "--out", str(out),
+                                      "--no-analogues"])
     assert result.exit_code == 0, result.output
     table = pd.read_csv(out)
     assert table["rank"].tolist() == list(range(1, len(table) + 1)) and "delta_hbd" in table.columns
