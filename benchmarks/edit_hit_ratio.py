@@ -171,8 +171,8 @@ def main() -> None:
     settings = EditSettings(n_iterations=args.n_iter, n_samples=args.n_samples, goal=args.goal,
                             analogue_exemplars=not args.no_analogues)
     digest = generator_digest(args.model)
-    goal = ("-goal" if args.goal else "") + ("" if args.no_analogues else "-analogues")
-    journal_path = RESULTS / (f"edit_hit_ratio.{digest}.iter{args.n_iter}-samples{args.n_samples}{goal}"
+    variant = ("-goal" if args.goal else "") + ("" if args.no_analogues else "-analogues")
+    journal_path = RESULTS / (f"edit_hit_ratio.{digest}.iter{args.n_iter}-samples{args.n_samples}{variant}"
                               f"-grammarv{GRAMMAR_VERSION}.journal.jsonl")
     done = load_journal(journal_path)
     RESULTS.mkdir(parents=True, exist_ok=True)

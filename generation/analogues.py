@@ -31,7 +31,7 @@ _HALOGENS = {9, 17, 35}
 
 
 def _unusual(molecule: Chem.Mol, edited_atoms: tuple[int, ...]) -> bool:
-    """True when an edited atom has an unusual valence or bonds O–O / heteroatom–halogen."""
+    """True when an edited atom has an unusual valence or makes an O–O, heteroatom–halogen or acyl-halide bond."""
     for index in edited_atoms:
         atom = molecule.GetAtomWithIdx(index)
         if atom.GetTotalValence() != _USUAL_VALENCE.get(atom.GetAtomicNum(), -1):

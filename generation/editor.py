@@ -23,7 +23,8 @@ from rdkit import Chem
 from generation.analogues import one_step_analogues
 from generation.errors import GenerationError
 from generation.fusion import RetrievalGenerator
-from generation.optimize import Constraint, OptimizeSettings, _readable, load_generator, optimize, prepare_lead
+from generation.optimize import (Constraint, OptimizeSettings, generator_can_read, load_generator, optimize,
+                                 prepare_lead)
 from generation.prompts import PROPERTIES, Intent, Interpretation, interpret
 from generation.retrieval import ExemplarDatabase
 from molops import objectives
@@ -62,7 +63,7 @@ class EditSettings:
 def add_analogue_exemplars(database: ExemplarDatabase, lead: str, min_similarity: float,
                            generator: RetrievalGenerator) -> int:
     """Add `lead`'s one-step analogues with Tanimoto ≥ `min_similarity` to `database`; returns how many were new."""
-    analogues = [s for s in one_step_analogues(lead) if _readable(generator, s)]
+    analogues = [s for s in one_step_analogues(lead) if generator_can_read(generator, s)]
     if not analogues:
         return 0
     similarity = SimilarityIndex.from_smiles(analogues, parallel=False).similarities(lead)

@@ -35,7 +35,8 @@ from molops.errors import ChemToolkitError, describe_input
 from molops.objectives import Objective
 from molops.similarity import SimilarityIndex
 
-__all__ = ["Constraint", "OptimizeSettings", "optimize", "default_generator_path", "load_generator", "prepare_lead"]
+__all__ = ["Constraint", "OptimizeSettings", "optimize", "default_generator_path", "generator_can_read", "load_generator",
+           "prepare_lead"]
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,8 @@ def prepare_lead(lead: str | Chem.Mol, generator: RetrievalGenerator) -> str:
     return smiles
 
 
-def _readable(generator: RetrievalGenerator, smiles: str) -> bool:
+def generator_can_read(generator: RetrievalGenerator, smiles: str) -> bool:
+    """True when `generator`'s tokenizer reads `smiles` within the model's maximum length."""
     try:
         return len(generator.tokenizer.encode(smiles)) <= generator.seq2seq.config.max_length
     except GenerationError:
@@ -298,7 +300,7 @@ def optimize(
                     seen.add(smiles)
                     # RDKit's canonical form can need tokens the generator never learnt (e.g.
                     # [SH] of a hypervalent sulfur): such a molecule could not be carried on.
-                    if _readable(generator, smiles):
+                    if generator_can_read(generator, smiles):
                         fresh.append(smiles)
             if fresh:
                 sims = np.array([float(lead_index.similarities(s)[0]) for s in fresh])

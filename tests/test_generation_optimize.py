@@ -95,11 +95,11 @@ def test_cli_optimize_prints_a_ranked_table_and_writes_it(generator, tmp_path):
 
 
 def test_decoded_molecules_the_generator_cannot_read_are_not_carried(generator):
-    from generation.optimize import _readable
+    from generation.optimize import generator_can_read
 
-    assert _readable(generator, "CC(=O)Nc1ccccc1")
-    assert not _readable(generator, "Cc1ccc(C2=CC=C(C)[SH](C)(=O)C2)cc1")  # [SH] is not a MOSES token
-    assert not _readable(generator, "C" * 200)  # longer than the model's max_length
+    assert generator_can_read(generator, "CC(=O)Nc1ccccc1")
+    assert not generator_can_read(generator, "Cc1ccc(C2=CC=C(C)[SH](C)(=O)C2)cc1")  # [SH] is not a MOSES token
+    assert not generator_can_read(generator, "C" * 200)  # longer than the model's max_length
 
 
 def test_exemplars_reach_the_goal_and_meet_the_similarity_floor_first():
