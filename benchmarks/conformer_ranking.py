@@ -1,7 +1,8 @@
 """Conformer ranking vs the DFT reference labels, side by side in one run.
 
-Held-out molecules: those `LabelSet.split_by_molecule(0.2, seed=0)` keeps out of training
-(the split of quantum_features/configs/conformers.yaml). For their MMFF94 conformers (the
+Held-out molecules: the test part of `conformer_training.split_labels` with the split of
+quantum_features/configs/conformers.yaml (a stable hash of each molecule id: test molecules
+are used neither for training nor for early stopping). For their MMFF94 conformers (the
 "conformer" structures; distorted ones only enter the force errors), each method's energies
 are compared with the reference labels: median over molecules (≥ 3 conformers) of R² of
 relative energies (each set centred on its mean), Spearman ρ, MAE (kcal/mol), and CPU time
@@ -24,6 +25,8 @@ Run:  .venv/bin/python benchmarks/conformer_ranking.py [--model runs/conformers/
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -35,7 +38,8 @@ from rdkit.Chem import AllChem
 
 from molops.io import to_mol
 from quantum_features.calculator import load_conformer_models
-from quantum_features.conformer_training import HARTREE_TO_KCAL, conformer_metrics, energy_and_forces
+from quantum_features.conformer_training import (HARTREE_TO_KCAL, ConformerTrainConfig, conformer_metrics,
+                                                 energy_and_forces, split_labels)
 from quantum_features.features import featurize
 from quantum_features.labelling import LabelSet
 from quantum_features.levels import DEFAULT_LEVEL
@@ -76,11 +80,14 @@ def main() -> None:
     parser.add_argument("--model", type=Path, nargs="*", default=None)
     parser.add_argument("--reference-timing", type=int, default=3, help="reference single points timed in this run")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--config", type=Path, default=ROOT / "quantum_features" / "configs" / "conformers.yaml",
+                        help="training config whose test split is evaluated")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     labels = LabelSet.load(args.labels)
-    _, held_out = labels.split_by_molecule(0.2, seed=0)
+    split = ConformerTrainConfig.from_file(args.config)
+    _, _, held_out = split_labels(labels, split.test_fraction, split.val_fraction, split.split_seed)
     models = load_conformer_models(args.model or None)
     rows, force_rows = [], []
     for i in range(len(held_out)):
@@ -148,7 +155,7 @@ def main() -> None:
     n_molecules = conformer_metrics(conformers, "model")["n_molecules"]
     text = "\n".join([
         "# Conformer ranking vs DFT labels (held-out molecules)", "",
-        f"Command: `.venv/bin/python benchmarks/conformer_ranking.py` — labels `{args.labels.name}` at {labels.level}; "
+        f"Command: `.venv/bin/python {shlex.join(['benchmarks/conformer_ranking.py', *sys.argv[1:]])}` — labels `{args.labels.name}` at {labels.level}; "
         f"{held_out.frame['molecule_id'].nunique()} held-out molecules ({n_molecules} with ≥ 3 conformers), "
         f"{len(conformers)} conformers, {len(frame)} structures for forces; CPU time = process time on this machine "
         f"({torch.get_num_threads()} torch threads); reference timing over {len(reference_seconds)} energy-only single points.", "",

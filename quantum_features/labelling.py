@@ -16,6 +16,8 @@ Pipeline (`label_molecules`):
 
 from __future__ import annotations
 
+import hashlib
+
 import json
 import logging
 import platform
@@ -175,10 +177,18 @@ class LabelSet:
                         [self.forces[i] for i in rows], self.frame.iloc[rows].reset_index(drop=True), dict(self.meta))
 
     def split_by_molecule(self, validation_fraction: float = 0.2, seed: int = 0) -> tuple[LabelSet, LabelSet]:
-        """(train, validation): whole molecules held out, chosen by a seeded shuffle of the ids."""
-        ids = np.array(sorted(self.frame["molecule_id"].unique()))
-        rng = np.random.default_rng(seed)
-        held = set(rng.permutation(ids)[: max(1, round(validation_fraction * len(ids)))].tolist())
+        """(kept, held out): whole molecules held out.
+
+        A molecule is held out when the SHA-256 of ``"<seed>:<molecule_id>"`` falls in the
+        lowest ``validation_fraction`` of the hash range, so the split of a molecule never
+        changes as the set grows (a model trained on an earlier set is still tested only on
+        molecules it never saw). At least one molecule is held out.
+        """
+        ids = sorted(self.frame["molecule_id"].unique())
+        position = {m: int(hashlib.sha256(f"{seed}:{m}".encode()).hexdigest()[:12], 16) / 16**12 for m in ids}
+        held = {m for m in ids if position[m] < validation_fraction}
+        if not held and ids and validation_fraction > 0:
+            held = {min(ids, key=position.get)}
         mask = self.frame["molecule_id"].isin(held).to_numpy()
         return self.subset(np.flatnonzero(~mask)), self.subset(np.flatnonzero(mask))
 

@@ -141,3 +141,26 @@ def test_conformer_set_candidates_are_druglike_capped_and_interleaved(monkeypatc
     assert set(flexible["smiles"]) == {"CCCCCCO"}  # hexanol: 4 rotatable bonds; aromatics are rigid
     labels = LabelSet.from_rows([], {"level": "b3lyp-d3bj/sto-3g", "options": {"distortion_angstrom": 0.1}})
     assert labels.summary()["structures"] == 0
+
+
+def _fake_labels(molecule_ids: list[str]) -> LabelSet:
+    rows = [{"key": f"{m}/c{k}", "smiles": "C", "molecule_id": m, "kind": "conformer", "conformer": k, "charge": 0,
+             "multiplicity": 1, "energy_hartree": -40.0, "calc_seconds": 1.0, "device": "cpu",
+             "numbers": [6], "positions": [[0.0, 0.0, 0.0]], "forces": [[0.0, 0.0, 0.0]]}
+            for m in molecule_ids for k in range(2)]
+    return LabelSet.from_rows(rows, {})
+
+
+def test_molecule_split_is_stable_as_the_label_set_grows():
+    from quantum_features.conformer_training import split_labels
+
+    small = _fake_labels([f"mol-{i}" for i in range(30)])
+    grown = _fake_labels([f"mol-{i}" for i in range(200)])
+    held = lambda labels: set(labels.split_by_molecule(0.2, seed=0)[1].frame["molecule_id"])  # noqa: E731
+    assert held(small) == held(grown) & set(small.frame["molecule_id"])  # no molecule changes side
+    assert 20 <= len(held(grown)) <= 60  # about a fifth
+    assert len(held(_fake_labels(["only"]))) == 1  # at least one held out
+
+    train, val, test = (set(part.frame["molecule_id"]) for part in split_labels(grown, 0.2, 0.2, seed=0))
+    assert not (train & val or train & test or val & test) and len(train | val | test) == 200
+    assert test == held(grown)
