@@ -19,7 +19,7 @@ relative energies (each set centred on its mean), Spearman ρ, MAE (kcal/mol), a
 Forces (all held-out structures): MAE vs the DFT forces for the model, the cheap level and
 GFN2-xTB, in kcal/mol/Å.
 
-Run:  .venv/bin/python benchmarks/conformer_ranking.py [--model runs/conformers/best.pt] [--reference-timing 3]
+Run:  .venv/bin/python benchmarks/conformer_ranking.py [--model benchmarks/checkpoints/conformers/best.pt] [--reference-timing 3]
 """
 
 from __future__ import annotations

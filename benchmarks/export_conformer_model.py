@@ -1,0 +1,106 @@
+"""Export conformer-trained runs as the shipped conformer-energy ensemble, with its model card.
+
+Takes the ``best.pt`` of each run directory (ensemble members), writes
+``quantum_features/weights/conformer_<i>.pt`` (inference-only) — the files
+`quantum_features.calculator` (`rank_conformers`, `OrbNetCalculator`, `optimize_geometry`)
+loads by default — and ``quantum_features/weights/CONFORMER_MODEL_CARD.md`` with the labels,
+split, validation metrics, training command and wall time read from the runs themselves.
+Test-set figures come from ``benchmarks/conformer_ranking.py`` (run it after exporting).
+
+Run:  .venv/bin/python benchmarks/export_conformer_model.py RUN_DIR [RUN_DIR ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from quantum_features.conformer_training import ConformerTrainConfig, split_labels
+from quantum_features.labelling import LabelSet
+from quantum_features.model import count_parameters
+from quantum_features.predict import WEIGHTS_DIR
+from quantum_features.train import export_weights, load_model, run_wall_time
+
+ROOT = Path(__file__).resolve().parents[1]
+CARD = WEIGHTS_DIR / "CONFORMER_MODEL_CARD.md"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", type=Path, nargs="+", help="run directories with best.pt and config.yaml")
+    args = parser.parse_args()
+
+    for old in WEIGHTS_DIR.glob("conformer_*.pt"):
+        old.unlink()
+    members = []
+    for i, run in enumerate(args.runs):
+        state = torch.load(run / "best.pt", map_location="cpu", weights_only=False)
+        config = ConformerTrainConfig(**state["train_config"])
+        path = export_weights(run / "best.pt", WEIGHTS_DIR / f"conformer_{i}.pt", val=state["val"],
+                              split={"test_fraction": config.test_fraction, "val_fraction": config.val_fraction,
+                                     "split_seed": config.split_seed, "labels": Path(config.labels).name})
+        minutes, epochs = run_wall_time(run)
+        members.append((i, run, state, config, path, minutes, epochs))
+
+    _, _, _, config, _, _, _ = members[0]
+    labels = LabelSet.load(ROOT / config.labels if not Path(config.labels).is_absolute() else config.labels)
+    train, val, test = split_labels(labels, config.test_fraction, config.val_fraction, config.split_seed)
+    model = load_model(members[0][4])
+
+    def describe(part: LabelSet) -> str:
+        kinds = part.frame["kind"].value_counts()
+        return (f"{part.frame['molecule_id'].nunique()} molecules, {kinds.get('conformer', 0)} conformers + "
+                f"{kinds.get('distorted', 0)} distorted structures")
+
+    lines = [
+        "# Model card: conformer energies and forces (shipped ensemble `conformer_*.pt`)", "",
+        "- **What it predicts**: the total energy (Hartree; relative conformer energies in kcal/mol) and forces of a "
+        f"neutral closed-shell organic molecule at the reference level **{labels.level}**, from an HF/STO-3G/df "
+        "calculation (orbital features + its analytic gradient) and the network's correction.",
+        "- **Forces**: −∇E_cheap (analytic) − ∂E_net/∂R (autograd through the bond geometry); the dependence of the "
+        "orbital features on the positions is not differentiated (see `quantum_features.conformer_training`).",
+        f"- **Start**: the QM9 orbital model `{Path(config.init).name if config.init else 'none (from scratch)'}`, "
+        "fine-tuned on energies, relative energies within a molecule and forces "
+        f"(loss weights {config.weights}).",
+        f"- **Labels**: `quantum_features/data/{Path(config.labels).name}` (data card `CONFORMER_LABELS.md`): "
+        f"{len(labels)} structures of {labels.frame['molecule_id'].nunique()} molecules.",
+        f"- **Split** (`split_labels`, stable hash of molecule ids, test {config.test_fraction:.0%}, validation "
+        f"{config.val_fraction:.0%} of the rest, seed {config.split_seed}): train {describe(train)}; validation "
+        f"{describe(val)}; test {describe(test)} (never used in training or model selection).",
+        "- **Domain**: elements the labels contain "
+        f"({', '.join(_elements(labels))}); this is a small "
+        "data set — treat rankings of molecules unlike the training set with care and look at `energy_std`.",
+        f"- **Architecture**: `OrbitalPropertyNet`, {count_parameters(model):,} parameters per member, "
+        f"config `{model.config.to_dict()}`.",
+        f"- **Files**: {', '.join(f'`{m[4].name}`' for m in members)} "
+        f"({sum(m[4].stat().st_size for m in members) / 2**20:.1f} MiB in total).", "",
+        "## Validation (held-out molecules used for early stopping)", "",
+        "| member | epochs (best) | median R² | median Spearman ρ | relative MAE (kcal/mol) | force MAE (kcal/mol/Å) | "
+        "train time (min) |", "|---|---|---|---|---|---|---|",
+    ]
+    for i, run, state, _, _, minutes, epochs in members:
+        v = state["val"]
+        lines.append(f"| {i} ({run.name}) | {epochs} ({state['epoch']}) | {v['median_r2']:.3f} | "
+                     f"{v['median_spearman']:.3f} | {v['relative_mae_kcal_mol']:.2f} | "
+                     f"{v['force_mae_kcal_mol_per_angstrom']:.2f} | {minutes:.0f} |")
+    lines += ["", "Test-set figures against MMFF94, GFN2-xTB and the cheap level: "
+              "`benchmarks/results/conformer_ranking.md`.", "", "## Training", ""]
+    for i, run, _, _, _, minutes, epochs in members:
+        lines.append(f"- member {i}: `python -m quantum_features.conformer_training {run / 'config.yaml'}` "
+                     f"({epochs} epochs, {minutes:.0f} min on this project's 2-core CPU machine).")
+    lines += ["", f"Exported with `.venv/bin/python benchmarks/export_conformer_model.py "
+              f"{' '.join(str(m[1]) for m in members)}`.", ""]
+    CARD.write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+def _elements(labels: LabelSet) -> list[str]:
+    from ase.data import chemical_symbols
+
+    return [chemical_symbols[z] for z in sorted({int(z) for numbers in labels.numbers for z in numbers})]
+
+
+if __name__ == "__main__":
+    main()
