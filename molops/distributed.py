@@ -185,6 +185,7 @@ def map_items(
     n_workers: int | None = None,
     processes: bool = True,
     on_result: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    deadline: float | None = None,
 ) -> pd.DataFrame:
     """Apply `func` to every item on a Dask cluster and collect one row per item.
 
@@ -206,6 +207,9 @@ def map_items(
         on_result: called in this process on every finished row, in completion order, before
             the row is journaled; returns the row to keep (e.g. after moving large arrays to
             a file, so that results are saved as they arrive).
+        deadline: a ``time.monotonic()`` value after which no new chunk is submitted; the
+            chunks in flight finish (then at most one per worker thread by default), and the
+            items never started are absent from the result (a journal resumes them).
 
     Returns:
         DataFrame with ``key``, the result columns, ``error`` (None on success) and
@@ -242,7 +246,7 @@ def map_items(
         first = next(chunks, None)
         if first is not None:
             with dask_client(scheduler, n_workers=n_workers, processes=processes) as client:
-                rows = _run_on(client, func, first, chunks, max_in_flight, handle, bar, on_result)
+                rows = _run_on(client, func, first, chunks, max_in_flight, handle, bar, on_result, deadline)
     finally:
         bar.close()
         if handle is not None:
@@ -269,10 +273,12 @@ def _run_on(
     handle: Any,
     bar: tqdm,
     on_result: Callable[[dict[str, Any]], dict[str, Any]] | None,
+    deadline: float | None = None,
 ) -> list[dict[str, Any]]:
     if max_in_flight is None:
         threads = sum(client.nthreads().values()) or 1
-        max_in_flight = 4 * threads
+        # With a deadline, queue no more than the workers run, so little is in flight when it passes.
+        max_in_flight = threads if deadline is not None else 4 * threads
     submitted: dict[Any, list[tuple[Hashable, Any]]] = {}
     queue = as_completed()
 
@@ -300,6 +306,8 @@ def _run_on(
             handle.flush()
         rows.extend(chunk_rows)
         bar.update(len(chunk_rows))
+        if deadline is not None and time.monotonic() >= deadline:
+            continue  # out of time: let the chunks in flight finish, start none
         following = next(chunks, None)
         if following is not None:
             submit(following)

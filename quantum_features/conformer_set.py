@@ -182,11 +182,16 @@ def main() -> None:
     print(f"{len(candidates)} molecules ({candidates['heavy_atoms'].min()}-{candidates['heavy_atoms'].max()} heavy atoms; "
           f"{candidates['source'].value_counts().to_dict()})", flush=True)
     options = LabelOptions(n_conformers=args.n_conformers, n_distorted=args.n_distorted)
-    labels, table = label_molecules(dict(zip(candidates["id"], candidates["smiles"])), args.out, options=options,
-                                    scheduler=args.scheduler, n_workers=args.workers, journal=args.journal,
-                                    max_minutes=args.max_minutes, retry_failed=args.retry_failed)
     command = (f"python -m quantum_features.conformer_set --n-molecules {args.n_molecules} --min-heavy {args.min_heavy} "
                f"--max-heavy {args.max_heavy} --min-rotatable {args.min_rotatable} --n-conformers {args.n_conformers} --n-distorted {args.n_distorted}")
+    try:
+        labels, table = label_molecules(dict(zip(candidates["id"], candidates["smiles"])), args.out, options=options,
+                                        scheduler=args.scheduler, n_workers=args.workers, journal=args.journal,
+                                        max_minutes=args.max_minutes, retry_failed=args.retry_failed)
+    except KeyboardInterrupt:  # Ctrl-C / SIGTERM: the finished structures are saved; the card follows them
+        if args.out.exists():
+            write_data_card(LabelSet.load(args.out), args.out, command)
+        raise
     card = write_data_card(labels, args.out, command)
     failed = table["error"].notna().sum()
     print(f"{len(labels)} structures in {args.out}; {failed} failed; card {card}")

@@ -322,11 +322,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Fine-tune the property network on conformer labels (resumable).")
     parser.add_argument("config", help="YAML config (fields of ConformerTrainConfig)")
     parser.add_argument("--max-minutes", type=float, default=None)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     args = parser.parse_args()
     config = ConformerTrainConfig.from_file(args.config)
     if args.max_minutes is not None:
         config.max_minutes = args.max_minutes
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
     state = train_conformers(config)
     print(f"epoch {state['epoch']}: best validation {state['best_val']} ({state['stop_reason'] or 'running'})")
 

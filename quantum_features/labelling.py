@@ -299,7 +299,8 @@ def label_molecules(
             (same level) are not computed again, even without the journal.
         journal: record of finished structures (default: ``<out>.journal.jsonl``);
             rerunning with the same journal computes only what is missing.
-        max_minutes: stop starting new molecules after this long (resume later).
+        max_minutes: stop starting new structures after this long (the ones running finish;
+            resume later).
         retry_failed: compute again the structures whose journal row is a failure (after a
             fix; by default a failed structure is not tried again).
         scheduler / n_workers: Dask cluster (None: a LocalCluster of `n_workers` processes).
@@ -342,7 +343,11 @@ def label_molecules(
                     except ChemToolkitError as exc:
                         failures.append({"key": f"{molecule_id}/*", "error": describe_failure(exc), "seconds": 0.0})
                 wanted.update(dict.fromkeys(items))
+                deadline = None
+                if max_minutes is not None:  # the same budget, on the clock map_items reads
+                    deadline = time.monotonic() + 60 * max_minutes - (time.perf_counter() - start)
                 frame = map_items(task, items, scheduler=client, journal=journal, progress=progress, retry_failed=retry_failed,
+                                  deadline=deadline,
                                   description=f"DFT labels, molecules {first + 1}-{first + len(ids[first:first + molecules_per_save])} of {len(ids)}")
                 tables.append(pd.DataFrame(failures, columns=["key", "error", "seconds"]))
                 tables.append(frame[["key", "error", "seconds"]])

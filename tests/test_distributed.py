@@ -94,6 +94,18 @@ def test_journal_resume_skips_finished_items(tmp_path):
     assert _calls(log) == ["CX"]
 
 
+def test_a_deadline_stops_submitting_and_a_journal_resumes_the_rest(tmp_path):
+    journal, log = tmp_path / "run.jsonl", tmp_path / "calls.txt"
+    counting = partial(_logged, _square, log)
+    items = list(range(10))
+    frame = map_items(counting, items, journal=journal, processes=False, n_workers=1, deadline=time.monotonic() - 1)
+    # Already out of time: only what fills the single worker thread runs, nothing queues behind it.
+    assert frame["key"].tolist() == [0] and _calls(log) == ["0"]
+    frame = map_items(counting, items, journal=journal, processes=False, n_workers=1)
+    assert frame["square"].tolist() == [x * x for x in items]
+    assert sorted(_calls(log), key=int) == [str(x) for x in items]  # nothing computed twice
+
+
 SLOW_JOB = """
 import sys, time
 from molops.distributed import map_items
