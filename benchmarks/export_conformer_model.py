@@ -69,8 +69,8 @@ def main() -> None:
         f"- **Split** (`split_labels`, stable hash of molecule ids, test {config.test_fraction:.0%}, validation "
         f"{config.val_fraction:.0%} of the rest, seed {config.split_seed}): train {describe(train)}; validation "
         f"{describe(val)}; test {describe(test)} (never used in training or model selection).",
-        "- **Domain**: elements the labels contain "
-        f"({', '.join(_elements(labels))}); this is a small "
+        "- **Domain**: elements of the training molecules "
+        f"({', '.join(_elements(train))}; others are untrained corrections); this is a small "
         "data set — treat rankings of molecules unlike the training set with care and look at `energy_std`.",
         f"- **Architecture**: `OrbitalPropertyNet`, {count_parameters(model):,} parameters per member, "
         f"config `{model.config.to_dict()}`.",
