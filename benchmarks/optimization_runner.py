@@ -92,6 +92,7 @@ def run(
     `generator_path` runs another generator file than the shipped one (its hash names the journal);
     `journal_tag` is added to the journal's name (a code variant under test).
     """
+    from generation.errors import GenerationError
     from generation.optimize import OptimizeSettings, load_generator, optimize
     from generation.retrieval import ExemplarDatabase, moses_properties
     from molops.library import load_library_index
@@ -118,6 +119,7 @@ def run(
                         return _unique(read_journal(journal))
                     objective = objective_factory()
                     tick = time.perf_counter()
+                    error = None
                     if method == "best-of-database":
                         sims = index.similarities(lead)
                         values = base_properties[column].to_numpy(dtype=float)
@@ -139,15 +141,22 @@ def run(
                                      lead_value: float = lead_value) -> bool:
                                 return any(row["similarity"] >= floor and success(row[name], lead_value, row["similarity"])
                                            for row in found)
-                        frame = optimize(lead, objective, generator=generator, database=fresh, settings=settings,
-                                         progress=False, stop=stop)
-                        lead_value = float(frame.attrs["lead"][objective.name])
-                        best = float(frame[objective.name].iloc[0]) if len(frame) else float("nan")
-                        best_sim = float(frame["similarity"].iloc[0]) if len(frame) else float("nan")
+                        try:
+                            frame = optimize(lead, objective, generator=generator, database=fresh, settings=settings,
+                                             progress=False, stop=stop)
+                        except GenerationError as exc:
+                            # e.g. a lead with a token the generator never learnt: recorded as this
+                            # method's failure on the lead, and the run carries on.
+                            error = str(exc)
+                            lead_value, best, best_sim = float(objective([lead])[0]), float("nan"), float("nan")
+                        else:
+                            lead_value = float(frame.attrs["lead"][objective.name])
+                            best = float(frame[objective.name].iloc[0]) if len(frame) else float("nan")
+                            best_sim = float(frame["similarity"].iloc[0]) if len(frame) else float("nan")
                     row = {"lead": lead, "method": method, "min_similarity": min_similarity,
                            "lead_value": lead_value, "best_value": best, "best_similarity": best_sim,
                            "success": bool(not np.isnan(best) and success(best, lead_value, best_sim)),
-                           "seconds": time.perf_counter() - tick}
+                           "seconds": time.perf_counter() - tick, **({"error": error} if error else {})}
                     handle.write(json.dumps(row) + "\n")
                     handle.flush()
     return _unique(read_journal(journal))
