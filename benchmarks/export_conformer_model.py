@@ -45,7 +45,7 @@ def main() -> None:
         members.append((i, run, state, config, path, minutes, epochs))
 
     _, _, _, config, _, _, _ = members[0]
-    labels = LabelSet.load(ROOT / config.labels if not Path(config.labels).is_absolute() else config.labels)
+    labels = LabelSet.load(ROOT / config.labels)  # an absolute path stays as it is
     train, val, test = split_labels(labels, config.test_fraction, config.val_fraction, config.split_seed)
     model = load_model(members[0][4])
 

@@ -309,8 +309,9 @@ def train_conformers(config: ConformerTrainConfig | str | Path, *, progress: boo
     cache.parent.mkdir(parents=True, exist_ok=True)
     graphs = label_graphs(labels, cache, progress=progress)
     ids = sorted(labels.frame["molecule_id"].unique())
-    val_index = {i for i, m in enumerate(ids) if m in set(val_set.frame["molecule_id"])}
-    test_index = {i for i, m in enumerate(ids) if m in set(test_set.frame["molecule_id"])}
+    val_ids, test_ids = set(val_set.frame["molecule_id"]), set(test_set.frame["molecule_id"])
+    val_index = {i for i, m in enumerate(ids) if m in val_ids}
+    test_index = {i for i, m in enumerate(ids) if m in test_ids}
     train_graphs = [g for g in graphs if int(g.molecule) not in val_index | test_index]
     val_graphs = [g for g in graphs if int(g.molecule) in val_index]
     return fit_conformers(config, train_graphs, val_graphs, progress=progress)

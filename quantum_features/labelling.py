@@ -17,7 +17,6 @@ Pipeline (`label_molecules`):
 from __future__ import annotations
 
 import hashlib
-
 import json
 import logging
 import platform
@@ -329,6 +328,8 @@ def label_molecules(
     ids = list(named)
     wanted: dict[str, None] = {}  # every structure key of the molecules handled, in input order
     tables = []
+    # The same budget on the clock map_items reads: it stops starting structures of a batch.
+    deadline = None if max_minutes is None else time.monotonic() + 60 * max_minutes - (time.perf_counter() - start)
     with interrupt_on_terminate(), dask_client(scheduler, n_workers=n_workers) as client:
         try:
             for first in range(0, len(ids), molecules_per_save):
@@ -343,9 +344,6 @@ def label_molecules(
                     except ChemToolkitError as exc:
                         failures.append({"key": f"{molecule_id}/*", "error": describe_failure(exc), "seconds": 0.0})
                 wanted.update(dict.fromkeys(items))
-                deadline = None
-                if max_minutes is not None:  # the same budget, on the clock map_items reads
-                    deadline = time.monotonic() + 60 * max_minutes - (time.perf_counter() - start)
                 frame = map_items(task, items, scheduler=client, journal=journal, progress=progress, retry_failed=retry_failed,
                                   deadline=deadline,
                                   description=f"DFT labels, molecules {first + 1}-{first + len(ids[first:first + molecules_per_save])} of {len(ids)}")
