@@ -25,8 +25,8 @@ from quantum_features.errors import QuantumError
 from quantum_features.features import featurize
 from quantum_features.model import OrbitalPropertyNet
 
-__all__ = ["OrbNetCalculator", "default_conformer_model_paths", "load_conformer_models", "optimize_geometry",
-           "rank_conformers"]
+__all__ = ["OrbNetCalculator", "default_conformer_model_paths", "ensemble_energy_and_forces", "load_conformer_models",
+           "optimize_geometry", "rank_conformers"]
 
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 
@@ -50,8 +50,13 @@ def load_conformer_models(models: Any = None) -> list[OrbitalPropertyNet]:
     return load_ensemble(default_conformer_model_paths() if models is None else models)
 
 
-def _predict(models: list[OrbitalPropertyNet], atoms: Atoms, forces: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """(member energies [M] Hartree, ensemble-mean forces [N, 3] Hartree/Å or None)."""
+def ensemble_energy_and_forces(
+    models: list[OrbitalPropertyNet], atoms: Atoms, forces: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(member energies [M] Hartree, ensemble-mean forces [N, 3] Hartree/Å or None).
+
+    Energy only (`forces` False) skips the cheap level's gradient: that is all ranking needs.
+    """
     features = featurize(atoms, gradient=forces)
     data = features.to_data()
     energies, member_forces = [], []
@@ -81,7 +86,7 @@ class OrbNetCalculator(Calculator):
         super().calculate(atoms, properties, system_changes)
         structure = self.atoms.copy()
         structure.info.update({k: v for k, v in self.atoms.info.items() if k in ("charge", "multiplicity", "smiles")})
-        energies, forces = _predict(self.models, structure, forces=True)
+        energies, forces = ensemble_energy_and_forces(self.models, structure, forces=True)
         self.results["energy"] = self.results["free_energy"] = float(energies.mean()) * Hartree
         self.results["energy_std"] = float(energies.std()) * Hartree
         self.results["forces"] = forces * Hartree  # Hartree/Å -> eV/Å
@@ -160,7 +165,7 @@ def rank_conformers(
     conformers = generate_conformers(molecule, n_conformers=n_conformers, seed=seed)
     member_energies = []
     for j in range(len(conformers)):
-        energies, _ = _predict(ensemble, conformers.to_atoms(j), forces=False)
+        energies, _ = ensemble_energy_and_forces(ensemble, conformers.to_atoms(j), forces=False)
         member_energies.append(energies)
     member_energies = np.array(member_energies)  # [conformers, members]
     relative = (member_energies - member_energies.min(axis=0, keepdims=True)) * HARTREE_TO_KCAL

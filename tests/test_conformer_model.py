@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from molops.errors import ChemToolkitError
-from quantum_features.calculator import OrbNetCalculator, optimize_geometry, rank_conformers
+from quantum_features.calculator import (
+    OrbNetCalculator,
+    ensemble_energy_and_forces,
+    load_conformer_models,
+    optimize_geometry,
+    rank_conformers,
+)
 from quantum_features.conformer_training import (
     ConformerTrainConfig,
     energy_and_forces,
@@ -62,6 +68,16 @@ def test_model_forces_are_the_cheap_gradient_plus_the_network_derivative(tiny_ru
         network = (values[0] - values[1]) / (2 * step)  # features held fixed
         expected = -(float(data.gradient_cheap[atom, axis]) + network)
         assert float(forces[atom, axis]) == pytest.approx(expected, abs=2e-4)
+
+
+def test_energy_only_path_gives_the_energy_of_the_forces_path(tiny_run):
+    # Ranking skips the cheap gradient; its energies must be the calculator's.
+    models = load_conformer_models(tiny_run["model"])
+    atoms = tiny_run["labels"].atoms(0)
+    energy_only, no_forces = ensemble_energy_and_forces(models, atoms, forces=False)
+    energy, forces = ensemble_energy_and_forces(models, atoms, forces=True)
+    assert no_forces is None and forces.shape == (len(atoms), 3)
+    assert energy_only == pytest.approx(energy, abs=1e-7)
 
 
 def test_training_reports_metrics_and_resumes(tiny_run):
