@@ -22,6 +22,7 @@ Spearman ρ and MAE (kcal/mol); medians over molecules; force MAE (Hartree/Å an
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -47,6 +48,8 @@ __all__ = ["ConformerTrainConfig", "energy_and_forces", "evaluate_conformers", "
            "split_labels", "train_conformers", "HARTREE_TO_KCAL"]
 
 HARTREE_TO_KCAL = 627.5094740631
+
+log = logging.getLogger(__name__)
 
 
 def energy_and_forces(model: OrbitalPropertyNet, batch, forces: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -171,6 +174,9 @@ def fit_conformers(config: ConformerTrainConfig, train_graphs: list, val_graphs:
         state = None
         if config.init:
             model = load_model(config.init).train()
+            new_elements = model.fit_new_element_statistics(train_graphs)  # e.g. S, Cl after QM9
+            if new_elements:
+                log.info("input statistics fitted for elements new to %s: %s", config.init, new_elements)
         else:
             model = OrbitalPropertyNet(ModelConfig.from_dict(config.model))
             model.fit_statistics(train_graphs, {"energy": np.array([float(g.y_energy) for g in train_graphs])})

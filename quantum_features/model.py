@@ -269,17 +269,25 @@ class OrbitalPropertyNet(nn.Module):
             ok = np.isfinite(y)
             self.dipole_scale.fill_(max(float(np.std(y[ok] - cheap[ok])), 1e-3))
 
+    def fit_new_element_statistics(self, graphs: list) -> list[int]:
+        """Node-input shift and scale for the elements of `graphs` this model was not trained on.
+
+        For fine-tuning a trained model on new chemistry (e.g. S and Cl after QM9): without this
+        their orbital features would enter the network unnormalised. The statistics of the
+        elements it knows, and the edge scales, stay as trained (the weights rely on them).
+
+        Returns:
+            The atomic numbers whose statistics were fitted.
+        """
+        elements = torch.cat([self._element_index(g.z) for g in graphs])
+        new = [e for e in elements.unique().tolist() if not bool(self.trained_elements[e])]
+        if new and self.config.use_orbital_features:
+            self._fit_node_statistics(graphs, elements, new)
+        z = torch.cat([g.z for g in graphs])
+        return sorted({int(a) for a, e in zip(z.tolist(), elements.tolist()) if e in new})
+
     def _fit_input_statistics(self, graphs: list, elements: torch.Tensor) -> None:
-        nodes = torch.cat([g.node_attr for g in graphs]).double()
-        scalar = _scalar_mask(NODE_IRREPS)
-        for e in elements.unique():
-            rows = elements == e
-            mean = nodes[rows].mean(0) * scalar  # only scalars are shifted (equivariance)
-            self.node_shift[e] = mean.float()
-            # RMS of each channel's norm after the shift: the std for scalars.
-            centred = _channel_norms(nodes[rows] - mean, self.node_channel_of, NODE_IRREPS.num_irreps)
-            spread = centred.pow(2).mean(0).sqrt()
-            self.node_scale[e] = torch.where(spread > 1e-8, spread, torch.ones_like(spread)).float()
+        self._fit_node_statistics(graphs, elements, elements.unique().tolist())
         edge_norms = torch.cat(
             [_channel_norms(g.edge_attr.double(), self.edge_channel_of, EDGE_IRREPS.num_irreps) for g in graphs]
         )
@@ -287,6 +295,19 @@ class OrbitalPropertyNet(nn.Module):
             [c[c > 1e-10].median() if (c > 1e-10).any() else torch.tensor(1.0, dtype=c.dtype) for c in edge_norms.T]
         )
         self.edge_sigma.copy_(sigma.float())
+
+    def _fit_node_statistics(self, graphs: list, elements: torch.Tensor, fit: list[int]) -> None:
+        """Per-element shift (scalars only) and per-channel scale of the node inputs of `fit`."""
+        nodes = torch.cat([g.node_attr for g in graphs]).double()
+        scalar = _scalar_mask(NODE_IRREPS)
+        for e in fit:
+            rows = elements == e
+            mean = nodes[rows].mean(0) * scalar  # only scalars are shifted (equivariance)
+            self.node_shift[e] = mean.float()
+            # RMS of each channel's norm after the shift: the std for scalars.
+            centred = _channel_norms(nodes[rows] - mean, self.node_channel_of, NODE_IRREPS.num_irreps)
+            spread = centred.pow(2).mean(0).sqrt()
+            self.node_scale[e] = torch.where(spread > 1e-8, spread, torch.ones_like(spread)).float()
 
     def _element_index(self, z: torch.Tensor) -> torch.Tensor:
         index = self.z_to_index[z.clamp(max=len(self.z_to_index) - 1)]

@@ -177,6 +177,21 @@ def test_model_rejects_unknown_elements(qm9_graphs):
         model(Batch.from_data_list([data]))
 
 
+def test_fine_tuning_fits_input_statistics_of_new_elements_only(qm9_graphs):
+    # A QM9-trained model meeting sulfur: S features must be normalised, the rest left as trained.
+    model = _model(qm9_graphs)
+    known = model.node_shift.clone(), model.node_scale.clone()
+    thiol = Chem.AddHs(Chem.MolFromSmiles("CS"))
+    AllChem.EmbedMolecule(thiol, randomSeed=1)
+    data = featurize(Atoms([a.GetSymbol() for a in thiol.GetAtoms()], thiol.GetConformer().GetPositions())).to_data()
+    assert model.fit_new_element_statistics([qm9_graphs[0], data]) == [16]
+    sulfur = int(model.z_to_index[16])
+    changed = (model.node_shift != known[0]).any(dim=1) | (model.node_scale != known[1]).any(dim=1)
+    assert changed.nonzero().flatten().tolist() == [sulfur]
+    assert model.node_scale[sulfur].min() > 0 and not torch.equal(model.node_scale[sulfur], torch.ones_like(model.node_scale[sulfur]))
+    assert model.fit_new_element_statistics([data]) == [16]  # still untrained: fitted again, nothing else touched
+
+
 def test_shipped_training_config_loads():
     from quantum_features.train import TrainConfig as Config
 
