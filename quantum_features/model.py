@@ -281,8 +281,9 @@ class OrbitalPropertyNet(nn.Module):
         """
         elements = torch.cat([self._element_index(g.z) for g in graphs])
         new = [e for e in elements.unique().tolist() if not bool(self.trained_elements[e])]
-        if new and self.config.use_orbital_features:
-            self._fit_node_statistics(graphs, elements, new)
+        if not new or not self.config.use_orbital_features:  # a geometry-only model has no node inputs to scale
+            return []
+        self._fit_node_statistics(graphs, elements, new)
         z = torch.cat([g.z for g in graphs])
         return sorted({int(a) for a, e in zip(z.tolist(), elements.tolist()) if e in new})
 
