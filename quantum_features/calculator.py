@@ -22,7 +22,7 @@ from rdkit import Chem
 
 from quantum_features.conformer_training import HARTREE_TO_KCAL, energy_and_forces
 from quantum_features.errors import QuantumError
-from quantum_features.features import featurize
+from quantum_features.features import OrbitalFeatures, featurize
 from quantum_features.model import OrbitalPropertyNet
 
 __all__ = ["OrbNetCalculator", "default_conformer_model_paths", "ensemble_energy_and_forces", "load_conformer_models",
@@ -51,13 +51,15 @@ def load_conformer_models(models: Any = None) -> list[OrbitalPropertyNet]:
 
 
 def ensemble_energy_and_forces(
-    models: list[OrbitalPropertyNet], atoms: Atoms, forces: bool
+    models: list[OrbitalPropertyNet], structure: Atoms | OrbitalFeatures, forces: bool
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """(member energies [M] Hartree, ensemble-mean forces [N, 3] Hartree/Å or None).
 
-    Energy only (`forces` False) skips the cheap level's gradient: that is all ranking needs.
+    `structure` is featurised here unless it is already `OrbitalFeatures` (forces need them
+    computed with ``gradient=True``). Energy only (`forces` False) skips the cheap level's
+    gradient: that is all ranking needs.
     """
-    features = featurize(atoms, gradient=forces)
+    features = structure if isinstance(structure, OrbitalFeatures) else featurize(structure, gradient=forces)
     data = features.to_data()
     energies, member_forces = [], []
     for model in models:

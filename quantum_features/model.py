@@ -284,8 +284,7 @@ class OrbitalPropertyNet(nn.Module):
         if not new or not self.config.use_orbital_features:  # a geometry-only model has no node inputs to scale
             return []
         self._fit_node_statistics(graphs, elements, new)
-        z = torch.cat([g.z for g in graphs])
-        return sorted({int(a) for a, e in zip(z.tolist(), elements.tolist()) if e in new})
+        return [ELEMENTS[e] for e in new]
 
     def _fit_input_statistics(self, graphs: list, elements: torch.Tensor) -> None:
         self._fit_node_statistics(graphs, elements, elements.unique().tolist())
