@@ -13,7 +13,9 @@ compares it with the reference's energy-only single points) and with forces:
    shipped conformer ensemble);
 2. MMFF94 (RDKit) single points on the same geometries;
 3. GFN2-xTB (tblite) single points;
-4. the cheap PySCF level alone (HF/STO-3G with density fitting);
+4. the cheap PySCF level alone (HF/STO-3G with density fitting), and the same plus the reference
+   functional's D3(BJ) dispersion (the fixed physics term of the conformer model, see
+   `quantum_features.dispersion`), which shows how much of the model's result that term gives;
 5. the reference level itself (energy-only single points on ``--reference-timing`` conformers,
    timed here; its energies are the labels).
 
@@ -40,6 +42,7 @@ from rdkit.Chem import AllChem
 from molops.io import to_mol
 from quantum_features.calculator import ensemble_energy_and_forces, load_conformer_models
 from quantum_features.conformer_training import HARTREE_TO_KCAL, ConformerTrainConfig, conformer_metrics, split_labels
+from quantum_features.dispersion import dispersion_energy_and_gradient
 from quantum_features.features import featurize
 from quantum_features.labelling import LabelSet
 from quantum_features.levels import DEFAULT_LEVEL
@@ -48,6 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "conformer_ranking.md"
 BOHR = 0.529177210903
 KCAL_PER_HARTREE = HARTREE_TO_KCAL
+DISPERSION = "b3lyp-d3bj"  # the reference level's own dispersion correction
 
 
 def mmff_energy(smiles: str, numbers: np.ndarray, positions: np.ndarray) -> float:
@@ -108,6 +112,10 @@ def main() -> None:
         _, model_forces = ensemble_energy_and_forces(models, features, forces=True)
         record["model_forces_seconds"] = time.process_time() - start
         record["cheap"] = features.energy_hartree
+        start = time.process_time()
+        dispersion, dispersion_gradient = dispersion_energy_and_gradient(atoms.numbers, atoms.positions, DISPERSION)
+        record["cheap_d3"] = features.energy_hartree + dispersion
+        record["cheap_d3_seconds"] = record["cheap_seconds"] + time.process_time() - start
         try:
             start = time.process_time()
             record["mmff"] = mmff_energy(row["smiles"], atoms.numbers, atoms.positions) / KCAL_PER_HARTREE
@@ -124,6 +132,7 @@ def main() -> None:
         force_rows.append({
             "model": np.abs(model_forces - truth).mean(),
             "cheap": np.abs(-features.gradient_hartree_per_angstrom - truth).mean(),
+            "cheap_d3": np.abs(-features.gradient_hartree_per_angstrom - dispersion_gradient - truth).mean(),
             "xtb": np.abs(-xtb_gradient - truth).mean(),
             "n": truth.size,
         })
@@ -143,7 +152,8 @@ def main() -> None:
     table = ["| method | median R² | median Spearman ρ | MAE relative (kcal/mol) | CPU s / conformer (energy) | "
              "speed-up vs reference | CPU s with forces | force MAE (kcal/mol/Å) |", "|---|---|---|---|---|---|---|---|"]
     methods = [("this model (HF/STO-3G/df + network)", "model"), ("MMFF94 (RDKit)", "mmff"),
-               ("GFN2-xTB (tblite)", "xtb"), (f"cheap level alone ({DEFAULT_LEVEL})", "cheap")]
+               ("GFN2-xTB (tblite)", "xtb"), (f"cheap level alone ({DEFAULT_LEVEL})", "cheap"),
+               (f"cheap level + {DISPERSION.upper()} dispersion (no network)", "cheap_d3")]
     for label, column in methods:
         metrics = conformer_metrics(conformers.dropna(subset=[column]), column)
         seconds = conformers[f"{column}_seconds"].mean() if f"{column}_seconds" in conformers else np.nan

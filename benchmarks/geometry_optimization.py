@@ -99,11 +99,16 @@ def reference_geometry(name: str, atoms: Atoms, deadline: float, level: str) -> 
     spent = float(seconds_path.read_text()) if seconds_path.exists() else 0.0
     if done.exists():
         return read(done).positions, spent
+    if time.perf_counter() > deadline:  # no budget left this run: not even one (expensive) gradient
+        return None, spent
     current = atoms.copy()
     if traj_path.exists() and len(Trajectory(traj_path)):
         current.positions = Trajectory(traj_path)[-1].positions  # resume from the last step
     current.calc = ReferenceDFT(level)
-    optimizer = BFGS(current, logfile=None, trajectory=str(traj_path), append_trajectory=True)
+    # The BFGS state (Hessian estimate) is saved every step, so a resumed run continues with it
+    # instead of restarting from the initial guess (which would cost extra DFT gradients).
+    optimizer = BFGS(current, logfile=str(directory / f"{name}.log"), trajectory=str(traj_path),
+                     append_trajectory=True, restart=str(directory / f"{name}.bfgs.json"))
     start = time.perf_counter()
     converged = False
     for converged in optimizer.irun(fmax=FMAX, steps=500):
@@ -124,23 +129,34 @@ def main() -> None:
     parser.add_argument("--max-minutes", type=float, default=60.0, help="budget for reference DFT steps this run")
     parser.add_argument("--model", type=Path, nargs="*", default=None)
     parser.add_argument("--molecules", nargs="*", default=list(MOLECULES))
+    parser.add_argument("--reference-only", action="store_true",
+                        help="only run (or resume) the reference DFT optimisations; no model needed")
     parser.add_argument("--level", default=REFERENCE_LEVEL, help="reference level (a cheaper one only for smoke tests)")
     args = parser.parse_args()
     deadline = time.perf_counter() + 60 * args.max_minutes
-    rows = []
+    # Phase 1: the reference optimisations (the expensive, resumable part; no model needed).
+    finished = {}
     for name in args.molecules:
         mol, start = start_structure(MOLECULES[name])
         reference, dft_seconds = reference_geometry(name, start, deadline, args.level)
         if reference is None:
             print(f"{name}: reference DFT optimisation unfinished ({dft_seconds / 60:.0f} min so far); rerun to resume")
-            continue
+        else:
+            print(f"{name}: reference DFT geometry ready ({dft_seconds / 60:.0f} min)", flush=True)
+            finished[name] = (mol, start, reference, dft_seconds)
+    if args.reference_only or not finished:
+        return
+    # Phase 2: every method from the same start, against the finished references.
+    from quantum_features.calculator import load_conformer_models, optimize_geometry
+
+    models = load_conformer_models(args.model or None)
+    rows = []
+    for name, (mol, start, reference, dft_seconds) in finished.items():
         row = {"molecule": name, "heavy_atoms": mol.GetNumHeavyAtoms(), "dft_seconds": dft_seconds,
                "start_rmsd": heavy_rmsd(mol, start.positions, reference)}
 
-        from quantum_features.calculator import optimize_geometry
-
         tick = time.perf_counter()
-        relaxed, _ = optimize_geometry(start, models=args.model or None, fmax=FMAX, steps=300)
+        relaxed, _ = optimize_geometry(start, models=models, fmax=FMAX, steps=300)
         row.update(model_rmsd=heavy_rmsd(mol, relaxed.positions, reference), model_seconds=time.perf_counter() - tick)
 
         tick = time.perf_counter()

@@ -2,9 +2,11 @@
 
 All three run the cheap calculation (HF/STO-3G with density fitting, analytic gradient) on
 each structure and the conformer-trained network on its orbital features; energies are the
-reference level's (B3LYP-D3(BJ)/def2-SVP, see the weights' model card). Forces are
-``−∇E_cheap − ∂E_net/∂R`` with the orbital features held fixed (the derivative through the SCF
-is not included; see `quantum_features.conformer_training`).
+reference level's (B3LYP-D3(BJ)/def2-SVP, see the weights' model card). Models trained with
+``dispersion`` set (the shipped config) add the reference's D3(BJ) dispersion energy exactly.
+Forces are ``−∇E_cheap − ∇E_disp − ∂E_net/∂R``: analytic cheap-level gradient, analytic
+dispersion gradient, and autograd of the network with the orbital features held fixed (the
+network's derivative through the SCF is not included; see `quantum_features.conformer_training`).
 """
 
 from __future__ import annotations

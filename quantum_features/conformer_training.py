@@ -5,8 +5,9 @@ cheap level *with its analytic gradient* (cached in HDF5, resumable) and carries
 energy (``y_energy``, Hartree) and forces (``y_forces``, Hartree/Å).
 
 Forces of the model: ``F = −∇E_cheap − ∂E_net/∂R``, where ∇E_cheap is the cheap level's
-analytic gradient and ∂E_net/∂R is autograd of the network through its explicit geometric
-inputs (bond vectors: radial basis, spherical harmonics, cutoff envelope). The orbital
+analytic gradient and ∂E_net/∂R is autograd of the network's energy (with ``dispersion`` set,
+that energy includes the D3 term, whose autograd backward is its analytic gradient) through its
+explicit geometric inputs (bond vectors: radial basis, spherical harmonics, cutoff envelope). The orbital
 features themselves also move with the atoms, and that part of the derivative (through the
 SCF) is *not* included: the network learns its correction under this approximation, and the
 force errors reported by `evaluate_conformers` measure the result against the DFT forces.
@@ -104,6 +105,17 @@ class ConformerTrainConfig:
     labels: str = "quantum_features/data/conformer_labels.npz"
     feature_cache: str = "data/conformers/features.h5"
     init: str | None = None  # weights to start from (e.g. a QM9 model); None: from scratch
+    # The reference level's empirical dispersion (e.g. "b3lyp-d3bj"), added to the model's energy
+    # exactly instead of being learned (quantum_features.dispersion); None: learned like the rest.
+    dispersion: str | None = None
+    # Start the fine-tune with the init model's energy correction zeroed (baseline + references).
+    zero_energy_correction: bool = False
+    # Centre the relative-energy loss per molecule ("molecule") or per molecule and structure kind
+    # ("molecule_and_kind": conformers among conformers, distorted among distorted), so that the
+    # large errors of distorted structures do not swamp the kcal/mol differences that rank conformers.
+    relative_within: str = "molecule"
+    # Weights of the validation loss that selects the checkpoint (None: the training weights).
+    selection_weights: dict[str, float] | None = None
     model: dict[str, Any] = field(default_factory=dict)  # used when init is None
     test_fraction: float = 0.2  # molecules held out for benchmarks/conformer_ranking.py, never seen in training
     val_fraction: float = 0.2  # of the remaining molecules: early stopping and learning-rate schedule
@@ -124,9 +136,9 @@ class ConformerTrainConfig:
 
 
 def _refit_energy_reference(model: OrbitalPropertyNet, graphs: list) -> None:
-    """Per-element references of ``E_ref − E_cheap`` by least squares (the new level's)."""
+    """Per-element references of ``E_ref − E_cheap (− E_dispersion)`` by least squares (the new level's)."""
     counts = element_counts(graphs)
-    delta = np.array([float(g.y_energy) - float(g.energy_cheap) for g in graphs])
+    delta = np.array([float(g.y_energy) for g in graphs]) - model.baseline_energies(graphs)
     seen = counts.sum(axis=0) > 0
     reference = np.zeros(counts.shape[1])
     reference[seen] = np.linalg.lstsq(counts[:, seen], delta, rcond=None)[0]
@@ -148,10 +160,16 @@ def _molecule_batches(graphs: list, batch_molecules: int, rng: np.random.Generat
     return [[g for m in order[i:i + batch_molecules] for g in by_molecule[m]] for i in range(0, len(order), batch_molecules)]
 
 
-def _loss_terms(model, batch) -> dict[str, torch.Tensor]:
+def _loss_terms(model, batch, relative_within: str = "molecule") -> dict[str, torch.Tensor]:
     energy, forces = energy_and_forces(model, batch)
     error = energy - batch.y_energy.view(-1).to(energy.dtype)
-    molecule = torch.unique(batch.molecule.view(-1), return_inverse=True)[1]
+    if relative_within == "molecule":
+        group = batch.molecule.view(-1)
+    elif relative_within == "molecule_and_kind":
+        group = 2 * batch.molecule.view(-1) + batch.conformer_kind.view(-1)
+    else:
+        raise ValueError(f"relative_within must be 'molecule' or 'molecule_and_kind', not {relative_within!r}")
+    molecule = torch.unique(group, return_inverse=True)[1]
     centred = error - scatter(error, molecule, 0, reduce="mean")[molecule]
     return {"energy": error.abs().mean(), "relative": centred.abs().mean(),
             "forces": (forces - batch.y_forces).abs().mean()}
@@ -174,11 +192,14 @@ def fit_conformers(config: ConformerTrainConfig, train_graphs: list, val_graphs:
         state = None
         if config.init:
             model = load_model(config.init).train()
+            model.config.dispersion = config.dispersion
+            if config.zero_energy_correction:
+                model.zero_energy_correction()
             new_elements = model.fit_new_element_statistics(train_graphs)  # e.g. S, Cl after QM9
             if new_elements:
                 log.info("input statistics fitted for elements new to %s: %s", config.init, new_elements)
         else:
-            model = OrbitalPropertyNet(ModelConfig.from_dict(config.model))
+            model = OrbitalPropertyNet(ModelConfig.from_dict({**config.model, "dispersion": config.dispersion}))
             model.fit_statistics(train_graphs, {"energy": np.array([float(g.y_energy) for g in train_graphs])})
         _refit_energy_reference(model, train_graphs)
     residual_forces = torch.cat([(g.y_forces + g.gradient_cheap).reshape(-1) for g in train_graphs])
@@ -202,7 +223,7 @@ def fit_conformers(config: ConformerTrainConfig, train_graphs: list, val_graphs:
         rng = np.random.default_rng([config.seed, epoch])
         losses = []
         for graphs in _molecule_batches(train_graphs, config.batch_molecules, rng):
-            terms = _loss_terms(model, Batch.from_data_list(graphs))
+            terms = _loss_terms(model, Batch.from_data_list(graphs), config.relative_within)
             loss = sum(config.weights.get(k, 0.0) * v.float() / scales[k] for k, v in terms.items())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -210,9 +231,14 @@ def fit_conformers(config: ConformerTrainConfig, train_graphs: list, val_graphs:
             optimizer.step()
             losses.append(float(loss.detach()))
         metrics = evaluate_conformers(model, val_graphs)
-        val_loss = (config.weights.get("relative", 0) * metrics["relative_mae_kcal_mol"] / HARTREE_TO_KCAL / scales["relative"]
-                    + config.weights.get("energy", 0) * metrics["energy_mae_kcal_mol"] / HARTREE_TO_KCAL / scales["energy"]
-                    + config.weights.get("forces", 0) * metrics["force_mae_hartree_per_angstrom"] / scales["forces"])
+        # Model selection follows the job: relative energies of the (MMFF94) conformers, i.e.
+        # ranking, not of the distorted structures (those enter through the force term).
+        relative = metrics["conformer_relative_mae_kcal_mol"]
+        relative = metrics["relative_mae_kcal_mol"] if math.isnan(relative) else relative
+        select = config.selection_weights if config.selection_weights is not None else config.weights
+        val_loss = (select.get("relative", 0) * relative / HARTREE_TO_KCAL / scales["relative"]
+                    + select.get("energy", 0) * metrics["energy_mae_kcal_mol"] / HARTREE_TO_KCAL / scales["energy"]
+                    + select.get("forces", 0) * metrics["force_mae_hartree_per_angstrom"] / scales["forces"])
         scheduler.step(val_loss)
         improved = progress_state.record(epoch, val_loss, metrics)
         append_csv(out / "metrics.csv", {"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val_loss,
@@ -275,7 +301,8 @@ def conformer_metrics(frame: pd.DataFrame, predicted: str, reference: str = "ref
 
 def evaluate_conformers(models: OrbitalPropertyNet | list[OrbitalPropertyNet], graphs: list) -> dict[str, float]:
     """Validation metrics on held-out graphs: conformer ranking (conformers only), energy MAE
-    (kcal/mol, absolute), relative-energy MAE over all structures, force MAE."""
+    (kcal/mol, absolute), relative-energy MAE over all structures and over conformers only
+    (``conformer_relative_mae_kcal_mol``, molecules with ≥ 2 conformers), force MAE."""
     models = models if isinstance(models, list) else [models]
     if not graphs:
         raise ValueError("no validation structures: hold out at least one labelled molecule")
@@ -286,7 +313,9 @@ def evaluate_conformers(models: OrbitalPropertyNet | list[OrbitalPropertyNet], g
     ranking = conformer_metrics(frame[frame["kind"] == 1], "predicted")
     everything = conformer_metrics(frame, "predicted", min_conformers=2)
     force_errors = np.concatenate([np.abs(f - g.y_forces.double().numpy()).ravel() for f, g in zip(forces, graphs)])
+    conformers_only = conformer_metrics(frame[frame["kind"] == 1], "predicted", min_conformers=2)
     return {**ranking, "relative_mae_kcal_mol": everything["relative_mae_kcal_mol"],
+            "conformer_relative_mae_kcal_mol": conformers_only["relative_mae_kcal_mol"],
             "energy_mae_kcal_mol": float(np.mean(np.abs(frame["predicted"] - frame["reference_hartree"])) * HARTREE_TO_KCAL),
             "force_mae_hartree_per_angstrom": float(force_errors.mean()),
             "force_mae_kcal_mol_per_angstrom": float(force_errors.mean() * HARTREE_TO_KCAL)}

@@ -18,7 +18,9 @@ nonlinearity (scalars: SiLU; l > 0: scaled by sigmoid gates) with a residual con
 
 Read-outs (all equivariant by construction):
 - energy (Hartree, extensive, Δ-learning): ``E = E_cheap + Σ_i (E_ref[Z_i] + s_E · ε_i)``;
-  E_ref are per-element least-squares references fitted on the training set;
+  E_ref are per-element least-squares references fitted on the training set; with
+  ``dispersion`` set (conformer models, e.g. "b3lyp-d3bj") the reference level's empirical
+  dispersion energy is added as a fixed term (`quantum_features.dispersion`), forces included;
 - HOMO, LUMO, gap (eV, intensive): ``y = a · y_cheap + b + s · Σ_i softmax(α_i) o_i``
   (attention pooling: frontier orbitals are localised; a, b start from a least-squares fit);
 - dipole (Debye, l = 1): ``μ = μ_cheap + s_μ · Σ_i [δq_i (r_i − r̄) + δμ_i]`` with δq_i
@@ -42,6 +44,7 @@ from e3nn.nn import Gate
 from torch import nn
 from torch_geometric.utils import scatter, softmax
 
+from quantum_features.dispersion import batch_dispersion_energy
 from quantum_features.features import EDGE_IRREPS, NODE_IRREPS
 
 __all__ = ["ELEMENTS", "TARGETS", "INTENSIVE_TARGETS", "ModelConfig", "OrbitalPropertyNet", "count_parameters",
@@ -69,6 +72,7 @@ class ModelConfig:
     cutoff: float = 5.0
     dropout: float = 0.0
     use_orbital_features: bool = True
+    dispersion: str | None = None  # e.g. "b3lyp-d3bj": added to the energy exactly (not learned)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -240,8 +244,7 @@ class OrbitalPropertyNet(nn.Module):
 
         if "energy" in targets:
             energy = np.asarray(targets["energy"], dtype=np.float64)
-            cheap = np.array([float(g.energy_cheap) for g in graphs]) if orbital else 0.0
-            delta = energy - cheap
+            delta = energy - self.baseline_energies(graphs)
             ok = np.isfinite(delta)
             reference = np.zeros(len(ELEMENTS))
             seen = counts[ok].sum(axis=0) > 0
@@ -268,6 +271,29 @@ class OrbitalPropertyNet(nn.Module):
             cheap = np.array([float(g.dipole_cheap.norm()) for g in graphs]) if orbital else np.zeros_like(y)
             ok = np.isfinite(y)
             self.dipole_scale.fill_(max(float(np.std(y[ok] - cheap[ok])), 1e-3))
+
+    def baseline_energies(self, graphs: list) -> np.ndarray:
+        """The fixed (not learned) part of each graph's energy (Hartree): the cheap level's
+        energy (orbital models) plus the dispersion term (when ``config.dispersion`` is set)."""
+        from quantum_features.dispersion import dispersion_energy_and_gradient
+
+        baseline = np.zeros(len(graphs))
+        if self.config.use_orbital_features:
+            baseline += np.array([float(g.energy_cheap) for g in graphs])
+        if self.config.dispersion:
+            baseline += np.array([dispersion_energy_and_gradient(g.z.numpy(), g.pos.double().numpy(),
+                                                                 self.config.dispersion)[0] for g in graphs])
+        return baseline
+
+    @torch.no_grad()
+    def zero_energy_correction(self) -> None:
+        """Zero the read-out of the per-atom energy correction ε (weights and bias), keeping
+        the learned representation: the energy becomes the fixed baseline plus the per-element
+        references, and fine-tuning starts from there (a correction learned for another level
+        or for equilibrium geometries can make relative conformer energies worse)."""
+        last = self.scalar_head[-1]
+        last.weight[0].zero_()
+        last.bias[0].zero_()
 
     def fit_new_element_statistics(self, graphs: list) -> list[int]:
         """Node-input shift and scale for the elements of `graphs` this model was not trained on.
@@ -355,6 +381,9 @@ class OrbitalPropertyNet(nn.Module):
         atomic_energy = self.energy_reference[element] + self.energy_scale * epsilon.double()
         energy = scatter(atomic_energy, graph, dim=0, dim_size=n_graphs, reduce="sum")
         out["energy"] = energy + batch.energy_cheap.double().view(-1) if orbital else energy
+        if self.config.dispersion:
+            out["energy"] = out["energy"] + batch_dispersion_energy(batch.pos, batch.z, graph, n_graphs,
+                                                                    self.config.dispersion)
         for k, name in enumerate(INTENSIVE_TARGETS):
             value, logit = atom_out[:, 1 + 2 * k], atom_out[:, 2 + 2 * k]
             pooled = scatter(softmax(logit, graph, num_nodes=h.shape[0]) * value, graph, 0, dim_size=n_graphs)

@@ -35,7 +35,8 @@ def tiny_run(tmp_path_factory):
     labels, _ = label_molecules({"propanol": "CCCO", "ethylamine": "CCN", "methoxyethane": "CCOC"},
                                 root / "labels.npz", options=options, n_workers=1, progress=False)
     graphs = label_graphs(labels, root / "features.h5", n_workers=1)
-    config = ConformerTrainConfig(out_dir=str(root / "run"), model=TINY_MODEL, max_epochs=3, batch_molecules=2)
+    config = ConformerTrainConfig(out_dir=str(root / "run"), model=TINY_MODEL, max_epochs=3, batch_molecules=2,
+                                  dispersion="b3lyp-d3bj")  # as the shipped config: the labels' own D3(BJ)
     train = [g for g in graphs if int(g.molecule) != 2]  # ids sorted: 2 is propanol
     val = [g for g in graphs if int(g.molecule) == 2]
     state = fit_conformers(config, train, val, progress=False)
@@ -155,3 +156,25 @@ def test_cli_conformers_rank(tiny_run, tmp_path):
     assert "ΔE (kcal/mol)" in result.output
     ranked = [m for m in Chem.SDMolSupplier(str(out), removeHs=False)]
     assert ranked and ranked[0].GetNumConformers() == 1 and float(ranked[0].GetProp("relative_energy_kcal_mol")) == 0
+
+
+def test_relative_loss_can_centre_conformers_and_distorted_structures_separately(tiny_run):
+    from torch_geometric.data import Batch
+    from torch_geometric.utils import scatter
+
+    from quantum_features.conformer_training import _loss_terms
+
+    class OffsetByKind(torch.nn.Module):
+        """Energies = labels + 0.01 Hartree on distorted structures (a per-kind offset)."""
+
+        def forward(self, batch):
+            per_graph = scatter(batch.pos.sum(dim=1) * 0.0, batch.batch, 0, reduce="sum").double()
+            return {"energy": batch.y_energy.view(-1) + 0.01 * (1 - batch.conformer_kind.view(-1)) + per_graph}
+
+    batch = Batch.from_data_list([g for g in tiny_run["graphs"] if int(g.molecule) == 0])
+    assert 0 < int(batch.conformer_kind.sum()) < len(batch.conformer_kind)  # both kinds present
+    by_molecule = _loss_terms(OffsetByKind(), batch.clone(), "molecule")
+    by_kind = _loss_terms(OffsetByKind(), batch.clone(), "molecule_and_kind")
+    assert float(by_molecule["relative"]) > 1e-3 and float(by_kind["relative"]) == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="relative_within"):
+        _loss_terms(OffsetByKind(), batch.clone(), "kind")
