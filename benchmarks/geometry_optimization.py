@@ -22,6 +22,8 @@ Run:  .venv/bin/python benchmarks/geometry_optimization.py [--max-minutes 60] [-
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -178,7 +180,8 @@ def main() -> None:
         return
     frame = pd.DataFrame(rows)
     lines = ["# Geometry optimisation vs DFT (B3LYP-D3(BJ)/def2-SVP) minima", "",
-             "Command: `.venv/bin/python benchmarks/geometry_optimization.py` — all from the lowest MMFF94 conformer; "
+             f"Command: `.venv/bin/python {shlex.join(['benchmarks/geometry_optimization.py', *sys.argv[1:]])}` — "
+             "all from the lowest MMFF94 conformer; "
              f"BFGS to fmax {FMAX} eV/Å; heavy-atom RMSD (Å, symmetry-aware) to the DFT-optimised geometry; wall time on this machine.", "",
              "| molecule | heavy atoms | start (MMFF94 conformer) RMSD | this model RMSD | MMFF94 RMSD | GFN2-xTB RMSD | "
              "DFT time (s) | model time (s, ratio) | GFN2-xTB time (s, ratio) |", "|---|---|---|---|---|---|---|---|---|"]
@@ -187,6 +190,9 @@ def main() -> None:
                      f"{r['mmff_rmsd']:.3f} | {r['xtb_rmsd']:.3f} | {r['dft_seconds']:.0f} | "
                      f"{r['model_seconds']:.0f} ({r['dft_seconds'] / r['model_seconds']:.0f}x faster) | "
                      f"{r['xtb_seconds']:.1f} ({r['dft_seconds'] / r['xtb_seconds']:.0f}x faster) |")
+    unfinished = [name for name in args.molecules if name not in finished]
+    if unfinished:
+        lines += ["", f"Reference DFT optimisations not finished yet (resumable): {', '.join(unfinished)}."]
     lines += ["", f"Mean RMSD: model {frame['model_rmsd'].mean():.3f}, MMFF94 {frame['mmff_rmsd'].mean():.3f}, "
               f"GFN2-xTB {frame['xtb_rmsd'].mean():.3f} Å over {len(frame)} molecules."]
     text = "\n".join(lines) + "\n"
