@@ -169,8 +169,8 @@ def _loss_terms(model, batch, relative_within: str = "molecule") -> dict[str, to
         group = 2 * batch.molecule.view(-1) + batch.conformer_kind.view(-1)
     else:
         raise ValueError(f"relative_within must be 'molecule' or 'molecule_and_kind', not {relative_within!r}")
-    molecule = torch.unique(group, return_inverse=True)[1]
-    centred = error - scatter(error, molecule, 0, reduce="mean")[molecule]
+    group_index = torch.unique(group, return_inverse=True)[1]
+    centred = error - scatter(error, group_index, 0, reduce="mean")[group_index]
     return {"energy": error.abs().mean(), "relative": centred.abs().mean(),
             "forces": (forces - batch.y_forces).abs().mean()}
 

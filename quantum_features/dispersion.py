@@ -19,8 +19,6 @@ import torch
 
 __all__ = ["parse_dispersion", "dispersion_energy_and_gradient", "DispersionEnergy", "batch_dispersion_energy"]
 
-BOHR = 0.52917721092  # Å
-
 _VERSIONS = {"d3bj": ("d3", "d3bj"), "d3zero": ("d3", "d3zero"), "d3bjm": ("d3", "d3mbj"),
              "d3zerom": ("d3", "d3mzero"), "d4": ("d4", None)}
 
@@ -48,6 +46,7 @@ def dispersion_energy_and_gradient(numbers: np.ndarray, positions: np.ndarray,
         method: functional and correction, e.g. ``"b3lyp-d3bj"`` (the reference level's own).
     """
     from pyscf import gto
+    from pyscf.data.nist import BOHR  # Å, the constant quantum_features.calc converts with
 
     functional, model, damping = parse_dispersion(method)
     numbers = np.asarray(numbers, dtype=int)

@@ -44,7 +44,7 @@ from e3nn.nn import Gate
 from torch import nn
 from torch_geometric.utils import scatter, softmax
 
-from quantum_features.dispersion import batch_dispersion_energy
+from quantum_features.dispersion import batch_dispersion_energy, dispersion_energy_and_gradient
 from quantum_features.features import EDGE_IRREPS, NODE_IRREPS
 
 __all__ = ["ELEMENTS", "TARGETS", "INTENSIVE_TARGETS", "ModelConfig", "OrbitalPropertyNet", "count_parameters",
@@ -275,8 +275,6 @@ class OrbitalPropertyNet(nn.Module):
     def baseline_energies(self, graphs: list) -> np.ndarray:
         """The fixed (not learned) part of each graph's energy (Hartree): the cheap level's
         energy (orbital models) plus the dispersion term (when ``config.dispersion`` is set)."""
-        from quantum_features.dispersion import dispersion_energy_and_gradient
-
         baseline = np.zeros(len(graphs))
         if self.config.use_orbital_features:
             baseline += np.array([float(g.energy_cheap) for g in graphs])
