@@ -41,6 +41,7 @@ from torch_geometric.utils import scatter
 from tqdm.auto import tqdm
 
 from molops.runfiles import append_csv, read_yaml_options, save_atomic
+from quantum_features.dispersion import dispersion_energy_and_gradient
 from quantum_features.epochs import EpochProgress
 from quantum_features.labelling import LabelSet
 from quantum_features.model import ModelConfig, OrbitalPropertyNet, element_counts
@@ -114,7 +115,9 @@ class ConformerTrainConfig:
     # ("molecule_and_kind": conformers among conformers, distorted among distorted), so that the
     # large errors of distorted structures do not swamp the kcal/mol differences that rank conformers.
     relative_within: str = "molecule"
-    # Weights of the validation loss that selects the checkpoint (None: the training weights).
+    # Weights of the validation loss that selects the checkpoint (None: the training weights). Each
+    # metric enters relative to the starting model's value on the validation molecules, so the
+    # weights compare fractional changes, not Hartree against Hartree/Å.
     selection_weights: dict[str, float] | None = None
     model: dict[str, Any] = field(default_factory=dict)  # used when init is None
     test_fraction: float = 0.2  # molecules held out for benchmarks/conformer_ranking.py, never seen in training
@@ -202,7 +205,10 @@ def fit_conformers(config: ConformerTrainConfig, train_graphs: list, val_graphs:
             model = OrbitalPropertyNet(ModelConfig.from_dict({**config.model, "dispersion": config.dispersion}))
             model.fit_statistics(train_graphs, {"energy": np.array([float(g.y_energy) for g in train_graphs])})
         _refit_energy_reference(model, train_graphs)
-    residual_forces = torch.cat([(g.y_forces + g.gradient_cheap).reshape(-1) for g in train_graphs])
+    # Force-loss unit: the mean force the network itself has to supply (reference minus the fixed
+    # part of the model's force, i.e. the cheap level's and, when set, the dispersion's).
+    residual_forces = torch.cat([(g.y_forces + g.gradient_cheap + _dispersion_gradient(g, config.dispersion))
+                                 .reshape(-1) for g in train_graphs])
     scales = {"energy": float(model.energy_scale) * math.sqrt(np.mean([len(g.z) for g in train_graphs])),
               "forces": max(float(residual_forces.abs().mean()), 1e-6)}
     scales["relative"] = scales["energy"]
@@ -214,6 +220,11 @@ def fit_conformers(config: ConformerTrainConfig, train_graphs: list, val_graphs:
         progress_state.resume(state, optimizer, scheduler)
     if progress_state.finished:
         return progress_state.state
+    # The starting model's validation metrics: the unit of each term of the selection loss.
+    start = state.get("selection_reference") if state is not None else None
+    if start is None:  # a fresh run (or one written before this was stored: its current model)
+        start = _selection_metrics(evaluate_conformers(model, val_graphs))
+        log.info("starting model on the validation molecules: %s", start)
     (out / "config.yaml").write_text(yaml.safe_dump(asdict(config), sort_keys=False))
     epochs = tqdm(range(progress_state.state["epoch"], config.max_epochs), desc=f"train {out.name}",
                   initial=progress_state.state["epoch"], total=config.max_epochs, disable=not progress)
@@ -231,14 +242,10 @@ def fit_conformers(config: ConformerTrainConfig, train_graphs: list, val_graphs:
             optimizer.step()
             losses.append(float(loss.detach()))
         metrics = evaluate_conformers(model, val_graphs)
-        # Model selection follows the job: relative energies of the (MMFF94) conformers, i.e.
-        # ranking, not of the distorted structures (those enter through the force term).
-        relative = metrics["conformer_relative_mae_kcal_mol"]
-        relative = metrics["relative_mae_kcal_mol"] if math.isnan(relative) else relative
         select = config.selection_weights if config.selection_weights is not None else config.weights
-        val_loss = (select.get("relative", 0) * relative / HARTREE_TO_KCAL / scales["relative"]
-                    + select.get("energy", 0) * metrics["energy_mae_kcal_mol"] / HARTREE_TO_KCAL / scales["energy"]
-                    + select.get("forces", 0) * metrics["force_mae_hartree_per_angstrom"] / scales["forces"])
+        current = _selection_metrics(metrics)
+        val_loss = sum(weight * current[k] / max(start[k], 1e-12) for k, weight in select.items()
+                       if weight and math.isfinite(current[k]) and math.isfinite(start[k]))
         scheduler.step(val_loss)
         improved = progress_state.record(epoch, val_loss, metrics)
         append_csv(out / "metrics.csv", {"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val_loss,
@@ -247,11 +254,30 @@ def fit_conformers(config: ConformerTrainConfig, train_graphs: list, val_graphs:
         if improved:
             save_atomic({"model": model.state_dict(), "model_config": model.config.to_dict(), "epoch": epoch,
                          "val": metrics, "train_config": asdict(config)}, out / "best.pt")
-        save_atomic(progress_state.checkpoint(model, optimizer, scheduler), last)
+        save_atomic(progress_state.checkpoint(model, optimizer, scheduler, selection_reference=start), last)
         epochs.set_postfix(val_loss=f"{val_loss:.3f}", r2=f"{metrics['median_r2']:.2f}")
         if progress_state.finished or progress_state.out_of_time():
             break
     return progress_state.state
+
+
+def _dispersion_gradient(graph: Any, level: str | None) -> torch.Tensor:
+    """∇E_dispersion (Hartree/Å) of one graph's structure, zeros when `level` is None."""
+    if level is None:
+        return torch.zeros_like(graph.y_forces)
+    _, gradient = dispersion_energy_and_gradient(graph.z.numpy(), graph.pos.double().numpy(), level)
+    return torch.as_tensor(gradient, dtype=graph.y_forces.dtype)
+
+
+def _selection_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    """The validation errors model selection weighs: energy and relative (kcal/mol), forces (Hartree/Å).
+
+    Selection follows the job: ``relative`` is the relative-energy error of the (MMFF94)
+    conformers, i.e. ranking, not of the distorted structures (those enter through forces).
+    """
+    relative = metrics["conformer_relative_mae_kcal_mol"]
+    return {"relative": metrics["relative_mae_kcal_mol"] if math.isnan(relative) else relative,
+            "energy": metrics["energy_mae_kcal_mol"], "forces": metrics["force_mae_hartree_per_angstrom"]}
 
 
 def predict_label_graphs(models: list[OrbitalPropertyNet], graphs: list, forces: bool = True,
@@ -359,10 +385,19 @@ def main() -> None:
     parser.add_argument("config", help="YAML config (fields of ConformerTrainConfig)")
     parser.add_argument("--max-minutes", type=float, default=None)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    parser.add_argument("--out-dir", default=None, help="override the config's out_dir (e.g. an ensemble member)")
+    parser.add_argument("--seed", type=int, default=None, help="override the config's seed (ensemble members)")
+    parser.add_argument("--init", default=None, help="override the config's starting weights (ensemble members)")
     args = parser.parse_args()
     config = ConformerTrainConfig.from_file(args.config)
     if args.max_minutes is not None:
         config.max_minutes = args.max_minutes
+    if args.out_dir is not None:
+        config.out_dir = args.out_dir
+    if args.seed is not None:  # the split stays (split_seed is separate); batch order changes
+        config.seed = args.seed
+    if args.init is not None:
+        config.init = args.init
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     state = train_conformers(config)
     print(f"epoch {state['epoch']}: best validation {state['best_val']} ({state['stop_reason'] or 'running'})")

@@ -95,6 +95,23 @@ def test_training_reports_metrics_and_resumes(tiny_run):
     assert metrics["n_molecules"] == int(n_conformers >= 3) and np.isfinite(metrics["relative_mae_kcal_mol"])
 
 
+def test_selection_loss_is_relative_to_the_starting_model(tiny_run):
+    # Each selection term is a fraction of the starting model's validation error, so that a
+    # ranking weight of 1 and a force weight of 0.2 compare like with like (not kcal/mol with Ha/Å).
+    import pandas as pd
+
+    from quantum_features.conformer_training import _selection_metrics
+
+    last = torch.load(tiny_run["root"] / "run" / "last.pt", map_location="cpu", weights_only=False)
+    start = last["selection_reference"]
+    assert set(start) == {"relative", "energy", "forces"} and all(v > 0 for v in start.values())
+    weights = tiny_run["config"].weights
+    for row in pd.read_csv(tiny_run["root"] / "run" / "metrics.csv").to_dict("records"):
+        current = _selection_metrics(row)
+        expected = sum(w * current[k] / start[k] for k, w in weights.items() if w)
+        assert row["val_loss"] == pytest.approx(expected, rel=1e-9)
+
+
 def test_rank_conformers_returns_ranked_relative_energies(tiny_run):
     frame = rank_conformers("CCCO", n_conformers=3, models=tiny_run["model"])
     assert list(frame.columns) == ["conformer_id", "rank", "energy_hartree", "relative_energy_kcal_mol",
