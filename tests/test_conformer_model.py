@@ -195,3 +195,17 @@ def test_relative_loss_can_centre_conformers_and_distorted_structures_separately
     assert float(by_molecule["relative"]) > 1e-3 and float(by_kind["relative"]) == pytest.approx(0.0, abs=1e-12)
     with pytest.raises(ValueError, match="relative_within"):
         _loss_terms(OffsetByKind(), batch.clone(), "kind")
+
+
+def test_shipped_conformer_model_ranks_butane_anti_below_gauche():
+    # The shipped ensemble (quantum_features/weights/conformer_*.pt), no models= given. n-Butane:
+    # anti is the global minimum, gauche about 0.6 kcal/mol above it (experiment and DFT).
+    from rdkit.Chem import rdMolTransforms
+
+    frame = rank_conformers("CCCC", n_conformers=5)
+    mol = frame.attrs["mol"]
+    dihedrals = [abs(rdMolTransforms.GetDihedralDeg(mol.GetConformer(int(cid)), 0, 1, 2, 3))
+                 for cid in frame["conformer_id"]]
+    assert dihedrals[0] > 170  # anti first
+    gauche = frame["relative_energy_kcal_mol"][[abs(d - 65) < 15 for d in dihedrals]]
+    assert len(gauche) and 0.2 < gauche.min() < 1.5
