@@ -59,7 +59,9 @@ def main() -> None:
         "- **What it predicts**: the total energy (Hartree; relative conformer energies in kcal/mol) and forces of a "
         f"neutral closed-shell organic molecule at the reference level **{labels.level}**, from an HF/STO-3G/df "
         "calculation (orbital features + its analytic gradient) and the network's correction.",
-        "- **Forces**: −∇E_cheap (analytic) − ∂E_net/∂R (autograd through the bond geometry); the dependence of the "
+        "- **Forces**: −∇E_cheap (analytic)"
+        + (" − ∇E_D3 (analytic)" if config.dispersion else "")
+        + " − ∂E_net/∂R (autograd through the bond geometry); the dependence of the "
         "orbital features on the positions is not differentiated (see `quantum_features.conformer_training`).",
         f"- **Start**: the QM9 orbital model `{Path(config.init).name if config.init else 'none (from scratch)'}`, "
         "fine-tuned on energies, relative energies within a molecule and forces "

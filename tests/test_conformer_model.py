@@ -209,3 +209,4 @@ def test_shipped_conformer_model_ranks_butane_anti_below_gauche():
     assert dihedrals[0] > 170  # anti first
     gauche = frame["relative_energy_kcal_mol"][[abs(d - 65) < 15 for d in dihedrals]]
     assert len(gauche) and 0.2 < gauche.min() < 1.5
+    assert frame["uncertainty_kcal_mol"].iloc[1:].gt(0).all()  # two members: a real spread
