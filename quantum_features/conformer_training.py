@@ -41,7 +41,6 @@ from torch_geometric.utils import scatter
 from tqdm.auto import tqdm
 
 from molops.runfiles import append_csv, read_yaml_options, save_atomic
-from quantum_features.dispersion import dispersion_energy_and_gradient
 from quantum_features.epochs import EpochProgress
 from quantum_features.labelling import LabelSet
 from quantum_features.model import ModelConfig, OrbitalPropertyNet, element_counts
@@ -207,8 +206,8 @@ def fit_conformers(config: ConformerTrainConfig, train_graphs: list, val_graphs:
         _refit_energy_reference(model, train_graphs)
     # Force-loss unit: the mean force the network itself has to supply (reference minus the fixed
     # part of the model's force, i.e. the cheap level's and, when set, the dispersion's).
-    residual_forces = torch.cat([(g.y_forces + g.gradient_cheap + _dispersion_gradient(g, config.dispersion))
-                                 .reshape(-1) for g in train_graphs])
+    residual_forces = torch.cat([(g.y_forces + gradient).reshape(-1)
+                                 for g, gradient in zip(train_graphs, model.baseline_gradients(train_graphs))])
     scales = {"energy": float(model.energy_scale) * math.sqrt(np.mean([len(g.z) for g in train_graphs])),
               "forces": max(float(residual_forces.abs().mean()), 1e-6)}
     scales["relative"] = scales["energy"]
@@ -259,14 +258,6 @@ def fit_conformers(config: ConformerTrainConfig, train_graphs: list, val_graphs:
         if progress_state.finished or progress_state.out_of_time():
             break
     return progress_state.state
-
-
-def _dispersion_gradient(graph: Any, level: str | None) -> torch.Tensor:
-    """∇E_dispersion (Hartree/Å) of one graph's structure, zeros when `level` is None."""
-    if level is None:
-        return torch.zeros_like(graph.y_forces)
-    _, gradient = dispersion_energy_and_gradient(graph.z.numpy(), graph.pos.double().numpy(), level)
-    return torch.as_tensor(gradient, dtype=graph.y_forces.dtype)
 
 
 def _selection_metrics(metrics: dict[str, float]) -> dict[str, float]:

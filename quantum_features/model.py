@@ -279,9 +279,23 @@ class OrbitalPropertyNet(nn.Module):
         if self.config.use_orbital_features:
             baseline += np.array([float(g.energy_cheap) for g in graphs])
         if self.config.dispersion:
-            baseline += np.array([dispersion_energy_and_gradient(g.z.numpy(), g.pos.double().numpy(),
-                                                                 self.config.dispersion)[0] for g in graphs])
+            baseline += np.array([self._dispersion_of(g)[0] for g in graphs])
         return baseline
+
+    def baseline_gradients(self, graphs: list) -> list[torch.Tensor]:
+        """The gradient (Hartree/Å, [N, 3] per graph) of `baseline_energies`: the cheap level's
+        analytic gradient (graphs featurised with ``gradient=True``) plus the dispersion's."""
+        gradients = []
+        for g in graphs:
+            gradient = g.gradient_cheap.clone() if self.config.use_orbital_features else torch.zeros_like(g.pos)
+            if self.config.dispersion:
+                gradient += torch.as_tensor(self._dispersion_of(g)[1], dtype=gradient.dtype)
+            gradients.append(gradient)
+        return gradients
+
+    def _dispersion_of(self, graph: Any) -> tuple[float, np.ndarray]:
+        """(E_dispersion Hartree, its gradient Hartree/Å) of one graph's structure."""
+        return dispersion_energy_and_gradient(graph.z.numpy(), graph.pos.double().numpy(), self.config.dispersion)
 
     @torch.no_grad()
     def zero_energy_correction(self) -> None:
