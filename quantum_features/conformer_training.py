@@ -56,7 +56,10 @@ log = logging.getLogger(__name__)
 def energy_and_forces(model: OrbitalPropertyNet, batch, forces: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Energies [B] (Hartree) and forces [N, 3] (Hartree/Å) of a batch (see the module docstring).
 
-    The batch needs ``gradient_cheap`` (featurised with ``gradient=True``) for forces.
+    An orbital model's batch needs ``gradient_cheap`` (featurised with ``gradient=True``) for
+    forces: its energy contains the cheap level's, whose gradient autograd cannot see (the
+    features are fixed inputs). A geometry-only model's energy is all network (plus any
+    dispersion), so autograd alone gives its forces.
     """
     if not forces:
         return model(batch)["energy"], None
@@ -64,6 +67,8 @@ def energy_and_forces(model: OrbitalPropertyNet, batch, forces: bool = True) -> 
     batch.pos = pos
     energy = model(batch)["energy"]
     (grad,) = torch.autograd.grad(energy.sum(), pos, create_graph=model.training)
+    if not model.config.use_orbital_features:
+        return energy, -grad
     if torch.isnan(batch.gradient_cheap).any():
         raise ValueError("forces need graphs featurised with gradient=True (gradient_cheap is NaN)")
     return energy, -(batch.gradient_cheap.to(grad.dtype) + grad)

@@ -88,3 +88,24 @@ def test_zeroed_energy_correction_leaves_baseline_plus_element_references():
     references = float(model.energy_reference[model._element_index(data.z)].sum())
     assert after == pytest.approx(model.baseline_energies([data])[0] + references, abs=1e-9)
     assert before != pytest.approx(after, abs=1e-9)  # the correction was not zero before
+
+
+def test_geometry_only_model_forces_are_the_derivative_of_its_whole_energy():
+    # No cheap level in its energy, so no cheap gradient in its forces (none is needed either).
+    from ase import Atoms
+
+    data = featurize(Atoms(numbers=NUMBERS, positions=POSITIONS)).to_data()  # gradient_cheap is NaN
+    torch.manual_seed(0)
+    model = OrbitalPropertyNet(ModelConfig.from_dict(
+        {**TINY_MODEL, "use_orbital_features": False, "dispersion": "b3lyp-d3bj"})).double().eval()
+    data.pos = data.pos.double()
+    _, forces = energy_and_forces(model, data.clone())
+    step = 1e-4
+    for atom, axis in [(0, 0), (3, 2), (7, 1)]:
+        values = []
+        for sign in (+1, -1):
+            moved = data.clone()
+            moved.pos[atom, axis] += sign * step
+            with torch.no_grad():
+                values.append(float(model(moved)["energy"][0]))
+        assert float(forces[atom, axis]) == pytest.approx(-(values[0] - values[1]) / (2 * step), abs=1e-7)
