@@ -24,6 +24,8 @@ X = S^(-1/2) computed once (``eigh(XᵀFX)``), instead of a generalised eigensol
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 from pyscf import lib
 
@@ -120,12 +122,18 @@ def use_fast_scf(mf) -> None:
     functions keep PySCF's density-fitting code, on the same fitted integrals.
     """
     builder = InMemoryDensityFitting(mf.with_df)
+    # The methods below live on `mf` and reach it only through a weak reference: a closure
+    # holding `mf` itself would make a reference cycle, which only Python's cyclic collector
+    # frees. Until it ran, every finished calculation kept its tensors (hundreds of MB for
+    # drug-sized molecules), and a worker featurising a library grew by that per molecule.
+    owner = weakref.ref(mf)
 
     def get_jk(mol=None, dm=None, hermi=1, with_j=True, with_k=True, omega=None):
-        if omega is not None or hermi != 1 or (mol is not None and mol is not mf.mol):
-            return type(mf).get_jk(mf, mol, dm, hermi, with_j, with_k, omega)
+        scf_object = owner()
+        if omega is not None or hermi != 1 or (mol is not None and mol is not scf_object.mol):
+            return type(scf_object).get_jk(scf_object, mol, dm, hermi, with_j, with_k, omega)
         if dm is None:
-            dm = mf.make_rdm1()
+            dm = scf_object.make_rdm1()
         return builder.get_jk(dm, with_j, with_k)
 
     overlap = mf.mol.intor_symmetric("int1e_ovlp")
@@ -138,7 +146,8 @@ def use_fast_scf(mf) -> None:
             pairs = [eig(f, s) for f in fock]
             return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
         if s is not overlap and not np.allclose(s, overlap, atol=1e-12):
-            return type(mf).eig(mf, fock, s, x=x)
+            scf_object = owner()
+            return type(scf_object).eig(scf_object, fock, s, x=x)
         energies, vectors = np.linalg.eigh(orthogonaliser @ fock @ orthogonaliser)
         return energies, orthogonaliser @ vectors
 
