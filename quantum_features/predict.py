@@ -82,6 +82,18 @@ def _label(molecule: Any, position: int) -> str:
     return f"input {position}"
 
 
+def _predict_batch(ensemble: list[OrbitalPropertyNet], ready: list[tuple[int, Any]], rows: list[dict[str, Any]]) -> None:
+    """Fill `rows` with the ensemble's mean and spread for the featurised molecules in `ready`."""
+    batch = Batch.from_data_list([data for _, data in ready])
+    with torch.no_grad():
+        outputs = [model(batch) for model in ensemble]
+    for name, (column, std_column) in _OUTPUTS.items():
+        values = torch.stack([o[name].double() for o in outputs]).numpy()  # [members, B]
+        for j, (position, _) in enumerate(ready):
+            rows[position][column] = float(values[:, j].mean())
+            rows[position][std_column] = float(values[:, j].std(ddof=1)) if len(ensemble) > 1 else np.nan
+
+
 def predict_properties(
     molecules: str | Chem.Mol | Atoms | Sequence[str | Chem.Mol | Atoms],
     *,
@@ -130,17 +142,12 @@ def predict_properties(
         if heavy > QM9_MAX_HEAVY_ATOMS:
             row["warning"] = f"{heavy} heavy atoms: larger than any QM9 training molecule (≤ {QM9_MAX_HEAVY_ATOMS}); extrapolation"
         ready.append((position, features.to_data()))
+        if len(ready) == batch_size:  # predicted as they come: memory stays flat however long the input
+            _predict_batch(ensemble, ready, rows)
+            ready = []
 
-    for start in range(0, len(ready), batch_size):
-        chunk = ready[start : start + batch_size]
-        batch = Batch.from_data_list([data for _, data in chunk])
-        with torch.no_grad():
-            outputs = [model(batch) for model in ensemble]
-        for name, (column, std_column) in _OUTPUTS.items():
-            values = torch.stack([o[name].double() for o in outputs]).numpy()  # [members, B]
-            for j, (position, _) in enumerate(chunk):
-                rows[position][column] = float(values[:, j].mean())
-                rows[position][std_column] = float(values[:, j].std(ddof=1)) if len(ensemble) > 1 else np.nan
+    if ready:
+        _predict_batch(ensemble, ready, rows)
     frame = pd.DataFrame(rows)
     ordered = ["input", "n_atoms", "charge", "multiplicity"] + [c for pair in _OUTPUTS.values() for c in pair]
     ordered += ["energy_cheap_hartree", "warning", "error"]
