@@ -10,8 +10,10 @@ Dask cluster when given its address):
 2. descriptors (QED, SA, cLogP, TPSA, HBA/HBD, Lipinski, PAINS/Brenk alerts);
 3. filters (``lipinski``, ``pains``, ``brenk``): a molecule failing one is kept in the table
    with ``passes_filters`` False and the reason in ``filter_failures``;
-4. optional property prediction (the orbital-feature network; ~1-3 s per molecule) for the
-   molecules passing the filters.
+4. optional property prediction (the orbital-feature network: ~4 s per drug-sized MOSES
+   molecule on one core, benchmarks/screen_scaling.py) for the molecules passing the filters;
+   molecules with elements outside its training data (S, Cl, Br for the QM9 ensemble) are
+   recorded with that reason in ``prediction_error``.
 
 Every finished chunk is written as ``<out>.parts/chunk-<n>.parquet`` and journaled, so a killed
 screen resumes with the chunks it has. Then the best ``dock_top`` molecules that pass the
