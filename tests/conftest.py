@@ -48,3 +48,17 @@ def tiny_generator(tmp_path_factory):
                                        "attention_heads": 2, "ffn_dim": 64, "dropout": 0.0, "max_length": 32})
     train_seq2seq(config, GENERATOR_LIBRARY, GENERATOR_LIBRARY, progress=False)
     return RetrievalGenerator(MoleculeSeq2Seq.load(out / "best.pt")).eval()
+
+
+def energy_derivative(model, data, atom: int, axis: int, step: float) -> float:
+    """Central finite difference of ``model(data)["energy"][0]`` along one coordinate of one
+    atom (Hartree/Å), with every other input (the orbital features too) held fixed."""
+    import torch
+
+    values = []
+    for sign in (+1, -1):
+        moved = data.clone()
+        moved.pos[atom, axis] += sign * step
+        with torch.no_grad():
+            values.append(float(model(moved)["energy"][0]))
+    return (values[0] - values[1]) / (2 * step)

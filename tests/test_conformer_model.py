@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import energy_derivative
 from molops.errors import ChemToolkitError
 from quantum_features.calculator import (
     OrbNetCalculator,
@@ -23,6 +24,7 @@ from quantum_features.conformer_training import (
 )
 from quantum_features.errors import QuantumError
 from quantum_features.labelling import LabelOptions, label_molecules
+from quantum_features.model import ModelConfig
 
 TINY_MODEL = {"hidden_irreps": "8x0e + 4x1o", "n_layers": 1, "n_radial": 4, "radial_hidden": 8, "readout_hidden": 8}
 
@@ -60,13 +62,7 @@ def test_model_forces_are_the_cheap_gradient_plus_the_network_derivative(tiny_ru
     _, forces = energy_and_forces(model, data.clone())
     step = 1e-3
     for atom, axis in [(0, 0), (2, 1)]:
-        values = []
-        for sign in (+1, -1):
-            moved = data.clone()
-            moved.pos[atom, axis] += sign * step
-            with torch.no_grad():
-                values.append(float(model(moved)["energy"][0]))
-        network = (values[0] - values[1]) / (2 * step)  # features held fixed
+        network = energy_derivative(model, data, atom, axis, step)  # features held fixed
         expected = -(float(data.gradient_cheap[atom, axis]) + network)
         assert float(forces[atom, axis]) == pytest.approx(expected, abs=2e-4)
 
@@ -183,6 +179,8 @@ def test_relative_loss_can_centre_conformers_and_distorted_structures_separately
 
     class OffsetByKind(torch.nn.Module):
         """Energies = labels + 0.01 Hartree on distorted structures (a per-kind offset)."""
+
+        config = ModelConfig(use_orbital_features=True)  # forces: cheap gradient + autograd, as for the real network
 
         def forward(self, batch):
             per_graph = scatter(batch.pos.sum(dim=1) * 0.0, batch.batch, 0, reduce="sum").double()
