@@ -7,7 +7,7 @@
    efficiency (speed-up / workers), and peak memory (resident set of the driver and its
    workers, sampled every 0.2 s).
 2. Prediction: the first ``--predict-n`` of that sample with HOMO-LUMO gap prediction (the
-   orbital network, ~1-3 s per molecule), 1 and 2 workers, same columns.
+   orbital network, ~4 s per predicted MOSES molecule on one core), 1 and 2 workers, same columns.
 3. Streaming: the non-docking stages without prediction on ``--n`` and ``--memory-n`` molecules
    (MOSES train), peak memory of each: flat memory means the library is never held whole.
 
@@ -26,6 +26,7 @@ import psutil
 
 from molops.data import moses_smiles
 from molops.screening import ScreenSettings, screen
+from quantum_features.predict import default_model_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "screen_scaling.md"
@@ -121,7 +122,7 @@ def main() -> None:
         save()
 
         if args.predict_n:
-            # The orbital network costs ~1-3 s per molecule (an HF/STO-3G calculation each), so on
+            # The orbital network costs ~4 s per MOSES molecule (an HF/STO-3G calculation each), so on
             # 2 cores 10,000 predictions take hours per worker count; its scaling is measured on a
             # subset of the same sample, with smaller chunks so that 2 workers share the load evenly.
             subset = write_library(sample.iloc[: args.predict_n], tmp / "predict.smi")
@@ -130,8 +131,8 @@ def main() -> None:
             rows = scaling_rows(subset, tmp / "predict", predict)
             per_molecule = 1 / rows[-1][1]
             lines += [f"2. The first {args.predict_n:,} of those molecules with HOMO-LUMO gap prediction (orbital "
-                      "network ensemble: conformer, HF/STO-3G features, 2 networks) for those passing the filters; "
-                      "no docking.", ""]
+                      f"network ensemble: conformer, HF/STO-3G features, {len(default_model_paths())} networks) for "
+                      "those passing the filters; no docking.", ""]
             lines += scaling_table(rows, with_docking=False)
             lines += [f"At this rate {args.n:,} molecules with prediction take {args.n * per_molecule / 3600:.1f} h on "
                       "2 workers; prediction dominates the funnel's cost.", ""]
