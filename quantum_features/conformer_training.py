@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 from molops.runfiles import append_csv, read_yaml_options, save_atomic
 from quantum_features.epochs import EpochProgress
 from quantum_features.labelling import LabelSet
-from quantum_features.model import ModelConfig, OrbitalPropertyNet, element_counts
+from quantum_features.model import ModelConfig, OrbitalPropertyNet, element_counts, gradient_outside_autograd
 
 __all__ = ["ConformerTrainConfig", "energy_and_forces", "evaluate_conformers", "fit_conformers", "label_graphs",
            "split_labels", "train_conformers", "HARTREE_TO_KCAL"]
@@ -56,10 +56,9 @@ log = logging.getLogger(__name__)
 def energy_and_forces(model: OrbitalPropertyNet, batch, forces: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Energies [B] (Hartree) and forces [N, 3] (Hartree/Å) of a batch (see the module docstring).
 
-    An orbital model's batch needs ``gradient_cheap`` (featurised with ``gradient=True``) for
-    forces: its energy contains the cheap level's, whose gradient autograd cannot see (the
-    features are fixed inputs). A geometry-only model's energy is all network (plus any
-    dispersion), so autograd alone gives its forces.
+    Forces are −(autograd of the energy + `gradient_outside_autograd`): an orbital model's
+    batch needs ``gradient_cheap`` (featurised with ``gradient=True``), since its energy
+    contains the cheap level's; a geometry-only model's forces are autograd's alone.
     """
     if not forces:
         return model(batch)["energy"], None
@@ -67,11 +66,7 @@ def energy_and_forces(model: OrbitalPropertyNet, batch, forces: bool = True) -> 
     batch.pos = pos
     energy = model(batch)["energy"]
     (grad,) = torch.autograd.grad(energy.sum(), pos, create_graph=model.training)
-    if not model.config.use_orbital_features:
-        return energy, -grad
-    if torch.isnan(batch.gradient_cheap).any():
-        raise ValueError("forces need graphs featurised with gradient=True (gradient_cheap is NaN)")
-    return energy, -(batch.gradient_cheap.to(grad.dtype) + grad)
+    return energy, -(gradient_outside_autograd(model.config, batch).to(grad.dtype) + grad)
 
 
 def label_graphs(labels: LabelSet, cache_path: str | Path, *, scheduler: Any = None, n_workers: int | None = None,
@@ -142,10 +137,11 @@ class ConformerTrainConfig:
         return cls(**read_yaml_options(path, cls.__dataclass_fields__, "conformer training config"))
 
 
-def _refit_energy_reference(model: OrbitalPropertyNet, graphs: list) -> None:
-    """Per-element references of ``E_ref − E_cheap (− E_dispersion)`` by least squares (the new level's)."""
+def _refit_energy_reference(model: OrbitalPropertyNet, graphs: list, baseline: np.ndarray) -> None:
+    """Per-element references of ``E_ref − baseline`` by least squares (the new level's); `baseline`
+    is ``model.baseline_energies(graphs)`` (E_cheap, plus E_dispersion when set), Hartree."""
     counts = element_counts(graphs)
-    delta = np.array([float(g.y_energy) for g in graphs]) - model.baseline_energies(graphs)
+    delta = np.array([float(g.y_energy) for g in graphs]) - baseline
     seen = counts.sum(axis=0) > 0
     reference = np.zeros(counts.shape[1])
     reference[seen] = np.linalg.lstsq(counts[:, seen], delta, rcond=None)[0]
@@ -208,11 +204,13 @@ def fit_conformers(config: ConformerTrainConfig, train_graphs: list, val_graphs:
         else:
             model = OrbitalPropertyNet(ModelConfig.from_dict({**config.model, "dispersion": config.dispersion}))
             model.fit_statistics(train_graphs, {"energy": np.array([float(g.y_energy) for g in train_graphs])})
-        _refit_energy_reference(model, train_graphs)
+    baseline, baseline_gradients = model.baseline_energies_and_gradients(train_graphs)
+    if state is None:
+        _refit_energy_reference(model, train_graphs, baseline)
     # Force-loss unit: the mean force the network itself has to supply (reference minus the fixed
     # part of the model's force, i.e. the cheap level's and, when set, the dispersion's).
     residual_forces = torch.cat([(g.y_forces + gradient).reshape(-1)
-                                 for g, gradient in zip(train_graphs, model.baseline_gradients(train_graphs))])
+                                 for g, gradient in zip(train_graphs, baseline_gradients)])
     scales = {"energy": float(model.energy_scale) * math.sqrt(np.mean([len(g.z) for g in train_graphs])),
               "forces": max(float(residual_forces.abs().mean()), 1e-6)}
     scales["relative"] = scales["energy"]

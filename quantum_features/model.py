@@ -48,7 +48,7 @@ from quantum_features.dispersion import batch_dispersion_energy, dispersion_ener
 from quantum_features.features import EDGE_IRREPS, NODE_IRREPS
 
 __all__ = ["ELEMENTS", "TARGETS", "INTENSIVE_TARGETS", "ModelConfig", "OrbitalPropertyNet", "count_parameters",
-           "cheap_intensive", "cheap_intensive_of", "element_counts"]
+           "cheap_intensive", "cheap_intensive_of", "element_counts", "gradient_outside_autograd"]
 
 #: Atomic numbers the network has an element code for (the calculation's elements).
 ELEMENTS: tuple[int, ...] = (1, 5, 6, 7, 8, 9, 14, 15, 16, 17, 35, 53)
@@ -275,23 +275,27 @@ class OrbitalPropertyNet(nn.Module):
     def baseline_energies(self, graphs: list) -> np.ndarray:
         """The fixed (not learned) part of each graph's energy (Hartree): the cheap level's
         energy (orbital models) plus the dispersion term (when ``config.dispersion`` is set)."""
-        baseline = np.zeros(len(graphs))
-        if self.config.use_orbital_features:
-            baseline += np.array([float(g.energy_cheap) for g in graphs])
-        if self.config.dispersion:
-            baseline += np.array([self._dispersion_of(g)[0] for g in graphs])
-        return baseline
+        return self.baseline_energies_and_gradients(graphs, gradients=False)[0]
 
-    def baseline_gradients(self, graphs: list) -> list[torch.Tensor]:
-        """The gradient (Hartree/Å, [N, 3] per graph) of `baseline_energies`: the cheap level's
-        analytic gradient (graphs featurised with ``gradient=True``) plus the dispersion's."""
-        gradients = []
-        for g in graphs:
-            gradient = g.gradient_cheap.clone() if self.config.use_orbital_features else torch.zeros_like(g.pos)
+    def baseline_energies_and_gradients(self, graphs: list, gradients: bool = True
+                                        ) -> tuple[np.ndarray, list[torch.Tensor] | None]:
+        """`baseline_energies` (Hartree) and, with `gradients`, their gradients (Hartree/Å,
+        [N, 3] per graph): the cheap level's analytic gradient (`gradient_outside_autograd`)
+        plus the dispersion's. The dispersion is computed once per graph for both."""
+        energies = np.zeros(len(graphs))
+        derivatives = [] if gradients else None
+        for i, g in enumerate(graphs):
+            if self.config.use_orbital_features:
+                energies[i] += float(g.energy_cheap)
+            gradient = gradient_outside_autograd(self.config, g).clone() if gradients else None
             if self.config.dispersion:
-                gradient += torch.as_tensor(self._dispersion_of(g)[1], dtype=gradient.dtype)
-            gradients.append(gradient)
-        return gradients
+                energy, dispersion_gradient = self._dispersion_of(g)
+                energies[i] += energy
+                if gradients:
+                    gradient += torch.as_tensor(dispersion_gradient, dtype=gradient.dtype)
+            if gradients:
+                derivatives.append(gradient)
+        return energies, derivatives
 
     def _dispersion_of(self, graph: Any) -> tuple[float, np.ndarray]:
         """(E_dispersion Hartree, its gradient Hartree/Å) of one graph's structure."""
@@ -419,6 +423,24 @@ class OrbitalPropertyNet(nn.Module):
         norms = _channel_norms(scaled, self.edge_channel_of, EDGE_IRREPS.num_irreps)
         factor = torch.where(norms > 1e-6, torch.log1p(norms) / norms.clamp(min=1e-6), torch.ones_like(norms))
         return scaled * factor[:, self.edge_channel_of]
+
+
+def gradient_outside_autograd(config: ModelConfig, data: Any) -> torch.Tensor:
+    """The part of a model's energy gradient (Hartree/Å, [N, 3]) that autograd cannot see.
+
+    An orbital model's energy contains the cheap level's, E_cheap, which enters as a fixed input
+    (the orbital features are not differentiated), so its gradient is the analytic one stored by
+    ``featurize(..., gradient=True)``. A geometry-only model's energy is all network (plus any
+    dispersion, computed in torch): nothing is outside autograd, the result is zero.
+
+    Raises:
+        ValueError: an orbital model and a graph featurised without ``gradient=True``.
+    """
+    if not config.use_orbital_features:
+        return torch.zeros_like(data.pos)
+    if torch.isnan(data.gradient_cheap).any():
+        raise ValueError("forces need graphs featurised with gradient=True (gradient_cheap is NaN)")
+    return data.gradient_cheap
 
 
 def cheap_intensive(homo_hartree, lumo_hartree, name: str):

@@ -71,7 +71,8 @@ def test_model_with_dispersion_adds_its_energy_and_forces_exactly():
     assert float((e_d3 - e_plain).detach()) == pytest.approx(energy, abs=1e-9)
     assert np.allclose((f_d3 - f_plain).detach().double().numpy(), -gradient, atol=1e-6)
     assert with_d3.baseline_energies([data])[0] == pytest.approx(float(data.energy_cheap) + energy, abs=1e-9)
-    (fixed_gradient,) = with_d3.baseline_gradients([data])  # the fixed part of −forces: cheap + D3
+    baseline, (fixed_gradient,) = with_d3.baseline_energies_and_gradients([data])  # fixed part of −forces: cheap + D3
+    assert baseline[0] == pytest.approx(with_d3.baseline_energies([data])[0], abs=1e-12)
     assert np.allclose(fixed_gradient.double().numpy(), data.gradient_cheap.double().numpy() + gradient, atol=1e-6)
 
 
