@@ -22,6 +22,7 @@ from torch_geometric.loader import DataLoader
 from quantum_features.datasets import qm9_graphs
 from quantum_features.model import count_parameters
 from quantum_features.predict import WEIGHTS_DIR
+from quantum_features.spread import SPREAD_FILE
 from quantum_features.train import REPORT_UNITS, evaluate, export_weights, load_model, run_wall_time
 
 COLUMNS = ["energy_mae_mev", "homo_mae_mev", "lumo_mae_mev", "gap_mae_mev", "dipole_mae_debye"]
@@ -98,6 +99,10 @@ def main() -> None:
     lines += ["", f"Exported with `.venv/bin/python benchmarks/export_pretrained.py {' '.join(map(str, args.runs))}"
               f"{'' if args.n_test is None else f' --n-test {args.n_test}'}`.", ""]
     (WEIGHTS_DIR / "MODEL_CARD.md").write_text("\n".join(lines))
+    if SPREAD_FILE.exists():  # the spread reference belongs to the members it was measured on
+        SPREAD_FILE.unlink()
+    print("new members: measure their spread reference with `.venv/bin/python -m quantum_features.spread "
+          "--split train --start N_TRAIN --stop 10000` (molecules they were not trained on)")
     print("\n".join(lines))
 
 

@@ -10,7 +10,9 @@ returns one row per input with the ensemble mean and its spread:
 ``gap_ev``             HOMO–LUMO gap (eV)        ``dipole_debye``  |μ| (Debye)
 ``*_std_*``            standard deviation across the ensemble members (same unit)
 ``energy_cheap_hartree``  the cheap (HF/STO-3G) energy the Δ-model builds on
-``warning``            why a prediction is an extrapolation (e.g. larger than QM9)
+``warning``            why a prediction is an extrapolation (larger than QM9, charged or open
+                       shell) or doubtful (ensemble spread above its 99th percentile on unseen
+                       QM9 molecules, see `quantum_features.spread`)
 ``error``              why a row has no prediction (bad SMILES, unsupported element …)
 =====================  =========================================================
 
@@ -39,14 +41,17 @@ from molops.table import object_column
 from quantum_features.calc import prepare_atoms
 from quantum_features.features import featurize
 from quantum_features.model import ELEMENTS, OrbitalPropertyNet
+from quantum_features.spread import load_spread_thresholds
 from quantum_features.train import load_model
 
-__all__ = ["predict_properties", "default_model_paths", "load_ensemble", "WEIGHTS_DIR"]
+__all__ = ["predict_properties", "predict_graphs", "default_model_paths", "load_ensemble", "OUTPUT_COLUMNS", "WEIGHTS_DIR"]
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-_OUTPUTS = {"energy": ("energy_hartree", "energy_std_hartree"), "homo": ("homo_ev", "homo_std_ev"),
+#: Model output -> (mean column, ensemble-spread column).
+OUTPUT_COLUMNS = {"energy": ("energy_hartree", "energy_std_hartree"), "homo": ("homo_ev", "homo_std_ev"),
             "lumo": ("lumo_ev", "lumo_std_ev"), "gap": ("gap_ev", "gap_std_ev"),
             "dipole_norm": ("dipole_debye", "dipole_std_debye")}
+_UNIT_NAMES = {"hartree": "Hartree", "ev": "eV", "debye": "D"}
 QM9_MAX_HEAVY_ATOMS = 9
 
 
@@ -87,11 +92,32 @@ def _predict_batch(ensemble: list[OrbitalPropertyNet], ready: list[tuple[int, An
     batch = Batch.from_data_list([data for _, data in ready])
     with torch.no_grad():
         outputs = [model(batch) for model in ensemble]
-    for name, (column, std_column) in _OUTPUTS.items():
+    for name, (column, std_column) in OUTPUT_COLUMNS.items():
         values = torch.stack([o[name].double() for o in outputs]).numpy()  # [members, B]
         for j, (position, _) in enumerate(ready):
             rows[position][column] = float(values[:, j].mean())
             rows[position][std_column] = float(values[:, j].std(ddof=1)) if len(ensemble) > 1 else np.nan
+
+
+def predict_graphs(ensemble: list[OrbitalPropertyNet], graphs: list, batch_size: int = 16) -> list[dict[str, float]]:
+    """Ensemble mean and spread (`OUTPUT_COLUMNS`) for already featurised graphs, one dict per graph."""
+    rows: list[dict[str, Any]] = [{} for _ in graphs]
+    for start in range(0, len(graphs), batch_size):
+        _predict_batch(ensemble, list(enumerate(graphs))[start:start + batch_size], rows)
+    return rows
+
+
+def _spread_warning(row: dict[str, Any], thresholds: dict[str, float]) -> str | None:
+    """The outputs on which the ensemble disagrees more than on 99 % of unseen QM9 molecules."""
+    above = []
+    for column, threshold in thresholds.items():
+        if np.isfinite(row.get(column, np.nan)) and row[column] > threshold:
+            name, _, unit = column.partition("_std_")
+            above.append(f"{name} {row[column]:.3g} > {threshold:.3g} {_UNIT_NAMES[unit]}")
+    if not above:
+        return None
+    return ("ensemble spread above its 99th percentile on unseen QM9 molecules (" + ", ".join(above)
+            + "): the members disagree, check these values")
 
 
 def predict_properties(
@@ -139,8 +165,13 @@ def predict_properties(
         heavy = int((atoms.numbers > 1).sum())
         row.update(n_atoms=len(atoms), charge=int(atoms.info["charge"]), multiplicity=int(atoms.info["multiplicity"]),
                    energy_cheap_hartree=features.energy_hartree)
+        warnings = []
         if heavy > QM9_MAX_HEAVY_ATOMS:
-            row["warning"] = f"{heavy} heavy atoms: larger than any QM9 training molecule (≤ {QM9_MAX_HEAVY_ATOMS}); extrapolation"
+            warnings.append(f"{heavy} heavy atoms: larger than any QM9 training molecule (≤ {QM9_MAX_HEAVY_ATOMS}); extrapolation")
+        if row["charge"] != 0 or row["multiplicity"] != 1:
+            warnings.append(f"charge {row['charge']}, multiplicity {row['multiplicity']}: QM9 holds only neutral "
+                            "closed-shell molecules; extrapolation")
+        row["warning"] = "; ".join(warnings) or None
         ready.append((position, features.to_data()))
         if len(ready) == batch_size:  # predicted as they come: memory stays flat however long the input
             _predict_batch(ensemble, ready, rows)
@@ -148,8 +179,14 @@ def predict_properties(
 
     if ready:
         _predict_batch(ensemble, ready, rows)
+    # The reference spreads belong to the shipped members; another ensemble has its own scale.
+    thresholds = load_spread_thresholds() if models is None else {}
+    for row in rows:
+        flagged = _spread_warning(row, thresholds)
+        if flagged:
+            row["warning"] = "; ".join(filter(None, [row["warning"], flagged]))
     frame = pd.DataFrame(rows)
-    ordered = ["input", "n_atoms", "charge", "multiplicity"] + [c for pair in _OUTPUTS.values() for c in pair]
+    ordered = ["input", "n_atoms", "charge", "multiplicity"] + [c for pair in OUTPUT_COLUMNS.values() for c in pair]
     ordered += ["energy_cheap_hartree", "warning", "error"]
     for column in ordered:
         if column not in frame.columns:

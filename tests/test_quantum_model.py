@@ -17,7 +17,8 @@ from torch_geometric.data import Batch
 from quantum_features.datasets import load_qm9, qm9_atoms, qm9_graph
 from quantum_features.features import EDGE_IRREPS, NODE_IRREPS, featurize
 from quantum_features.model import TARGETS, ModelConfig, OrbitalPropertyNet
-from quantum_features.predict import predict_properties
+from quantum_features.predict import OUTPUT_COLUMNS, load_ensemble, predict_graphs, predict_properties
+from quantum_features.spread import calibrate_spread, load_spread_thresholds
 from quantum_features.train import TrainConfig, evaluate, export_weights, fit, load_config, load_model, targets_of
 from test_quantum_features import block_wigner
 
@@ -166,6 +167,39 @@ def test_predict_properties_bad_inputs_are_rows_with_reasons(tiny_ensemble):
     assert np.isnan(frame.loc[3, "gap_std_ev"])  # one model: no ensemble spread
     big = predict_properties("CCCCCCCCCCO", models=tiny_ensemble[0])
     assert "extrapolation" in big.loc[0, "warning"]
+
+
+def test_predict_properties_warns_for_charged_and_open_shell_molecules(tiny_ensemble):
+    frame = predict_properties(["C[O-]", "[CH3]", "CO"], models=tiny_ensemble)
+    assert "charge -1, multiplicity 1" in frame.loc[0, "warning"] and "neutral closed-shell" in frame.loc[0, "warning"]
+    assert "charge 0, multiplicity 2" in frame.loc[1, "warning"]
+    assert frame.loc[2, "warning"] is None  # own models: no shipped spread reference applies
+    assert frame["error"].isna().all()
+
+
+def test_shipped_ensemble_flags_a_molecule_its_members_disagree_on():
+    # CO2 lies far from QM9's chemistry: the shipped members' gaps differ by eV, far above the
+    # 99th percentile of their spread on 9,000 unseen QM9 molecules (quantum_features/weights/qm9_orbital_spread.json).
+    thresholds = load_spread_thresholds()
+    assert set(thresholds) == {std for _, std in OUTPUT_COLUMNS.values()}
+    assert 0.1 < thresholds["gap_std_ev"] < 1.0
+    frame = predict_properties("O=C=O")
+    assert frame.loc[0, "gap_std_ev"] > thresholds["gap_std_ev"]
+    assert "ensemble spread above its 99th percentile" in frame.loc[0, "warning"]
+    assert f"gap {frame.loc[0, 'gap_std_ev']:.3g} > {thresholds['gap_std_ev']:.3g} eV" in frame.loc[0, "warning"]
+
+
+def test_spread_reference_is_the_quantile_of_the_ensemble_spread(tiny_ensemble, qm9_graphs):
+    ensemble = load_ensemble(tiny_ensemble)
+    reference = calibrate_spread(ensemble, qm9_graphs, quantile=0.5, batch_size=5)
+    rows = predict_graphs(ensemble, qm9_graphs)
+    spreads = np.array([r["gap_std_ev"] for r in rows])
+    assert reference["gap_std_ev"]["threshold"] == pytest.approx(np.quantile(spreads, 0.5))
+    errors = np.abs(np.array([r["gap_ev"] for r in rows]) - targets_of(qm9_graphs, TARGETS)["gap"])
+    assert reference["gap_std_ev"]["mae_all"] == pytest.approx(errors.mean(), rel=1e-6)
+    assert reference["gap_std_ev"]["mae_above"] == pytest.approx(errors[spreads > np.quantile(spreads, 0.5)].mean(), rel=1e-6)
+    with pytest.raises(ValueError, match="at least two"):
+        calibrate_spread(ensemble[:1], qm9_graphs)
 
 
 def test_model_rejects_unknown_elements(qm9_graphs):
