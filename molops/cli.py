@@ -315,7 +315,8 @@ def predict(
     except (ChemToolkitError, FileNotFoundError) as exc:
         raise _fail(str(exc)) from None
     good = frame["error"].isna().to_numpy()
-    predicted = predict_properties(list(frame.loc[good, "mol"]), models=ensemble, progress=True)
+    # models=None for the shipped ensemble: its spread reference (warning column) applies only to it.
+    predicted = predict_properties(list(frame.loc[good, "mol"]), models=ensemble if model else None, progress=True)
     result = frame.drop(columns=["mol"]).copy()
     for column in predicted.columns.drop(["input", "error"]):
         result.loc[good, column] = predicted[column].to_numpy()
@@ -323,6 +324,11 @@ def predict(
     columns = ["name", "smiles", "energy_hartree", "homo_ev", "lumo_ev", "gap_ev", "gap_std_ev", "dipole_debye", "error"]
     if out is None or len(result) <= 20:
         _print_table(result, columns)
+    warned = result["warning"].notna() if "warning" in result.columns else pd.Series(False, index=result.index)
+    if warned.any():
+        first = escape(str(result.loc[warned, "warning"].iloc[0]))
+        stderr.print(f"[yellow]{int(warned.sum())} of {len(result)} predictions carry a warning[/] (column warning); "
+                     f"first: {first}", highlight=False)
     _finish(result, out, "predictions")
 
 

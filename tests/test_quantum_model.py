@@ -189,6 +189,18 @@ def test_shipped_ensemble_flags_a_molecule_its_members_disagree_on():
     assert f"gap {frame.loc[0, 'gap_std_ev']:.3g} > {thresholds['gap_std_ev']:.3g} eV" in frame.loc[0, "warning"]
 
 
+def test_cli_predict_with_the_shipped_ensemble_reports_warnings(tmp_path):
+    from typer.testing import CliRunner
+
+    from molops.cli import app
+
+    out = tmp_path / "pred.csv"
+    result = CliRunner().invoke(app, ["predict", "O=C=O", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "1 of 1 predictions carry a warning" in result.output
+    assert "ensemble spread above its 99th percentile" in pd.read_csv(out).loc[0, "warning"]
+
+
 def test_spread_reference_is_the_quantile_of_the_ensemble_spread(tiny_ensemble, qm9_graphs):
     ensemble = load_ensemble(tiny_ensemble)
     reference = calibrate_spread(ensemble, qm9_graphs, quantile=0.5, batch_size=5)
