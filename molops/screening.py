@@ -13,7 +13,8 @@ Dask cluster when given its address):
 4. optional property prediction (the orbital-feature network: ~4 s per drug-sized MOSES
    molecule on one core, benchmarks/screen_scaling.py) for the molecules passing the filters;
    molecules with elements outside its training data (S, Cl, Br for the QM9 ensemble) are
-   recorded with that reason in ``prediction_error``.
+   recorded with that reason in ``prediction_error``; extrapolations and predictions the
+   ensemble members disagree on are kept with the reason in ``prediction_warning``.
 
 Every finished chunk is written as ``<out>.parts/chunk-<n>.parquet`` and journaled, so a killed
 screen resumes with the chunks it has. Then the best ``dock_top`` molecules that pass the
@@ -143,11 +144,11 @@ def _fixed_columns(frame: pd.DataFrame, settings: ScreenSettings) -> pd.DataFram
     from molops.descriptors import DESCRIPTOR_COLUMNS
 
     text = {"name", "input_smiles", "smiles", "filter_failures", "error", "pains_alerts", "brenk_alerts",
-            "prediction_error"}
+            "prediction_error", "prediction_warning"}
     flags = {"passes_filters", "passes_lipinski"}
     columns = ["record", "name", "input_smiles", "smiles", *DESCRIPTOR_COLUMNS, "passes_filters", "filter_failures"]
     if settings.predict:
-        columns += [_PREDICTION_COLUMNS[p] for p in settings.predict] + ["prediction_error"]
+        columns += [_PREDICTION_COLUMNS[p] for p in settings.predict] + ["prediction_warning", "prediction_error"]
     columns.append("error")
     frame = frame.reindex(columns=columns)
     for column in columns:
@@ -191,7 +192,7 @@ def _screen_chunk(settings: ScreenSettings, part_dir: str, chunk: dict[str, Any]
         columns = [_PREDICTION_COLUMNS[p] for p in settings.predict]
         for column in columns:
             frame[column] = np.nan
-        frame["prediction_error"] = None
+        frame["prediction_error"] = frame["prediction_warning"] = None
         chosen = frame.index[frame["passes_filters"]]
         if len(chosen):
             from quantum_features.predict import predict_properties  # loads the shipped ensemble on the worker
@@ -200,6 +201,7 @@ def _screen_chunk(settings: ScreenSettings, part_dir: str, chunk: dict[str, Any]
             for column in columns:
                 frame.loc[chosen, column] = predicted[column].to_numpy()
             frame.loc[chosen, "prediction_error"] = predicted["error"].to_numpy()
+            frame.loc[chosen, "prediction_warning"] = predicted["warning"].to_numpy()
     frame = _fixed_columns(frame, settings)
     path = Path(part_dir) / f"chunk-{chunk['number']:06d}.parquet"
     tmp = path.with_suffix(".tmp")
@@ -380,7 +382,8 @@ def _assemble(out: Path, part_dir: Path, docking: pd.DataFrame | None) -> None:
             else:
                 part = part.assign(vina_score_kcal_mol=np.nan, docking_status=None, docking_error=None, rank=np.nan)
             part["rank"] = part["rank"].astype("float64")
-            for column in ("docking_status", "docking_error", "filter_failures", "error", "prediction_error"):
+            for column in ("docking_status", "docking_error", "filter_failures", "error", "prediction_error",
+                           "prediction_warning"):
                 if column in part.columns:
                     part[column] = part[column].astype("object").where(part[column].notna(), None)
             if writer is None:
