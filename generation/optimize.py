@@ -149,8 +149,17 @@ def generator_can_read(generator: RetrievalGenerator, smiles: str) -> bool:
 
 
 def _canonical(smiles: str) -> str | None:
+    """RDKit's canonical SMILES of a decoded string, or None when it is not a molecule.
+
+    The canonical form must parse again: for some strained aromatic systems RDKit writes a
+    SMILES it cannot kekulize on reading (e.g. ``O=c1[nH]ccsc(F)c(F)ccc2c([nH]1)=NN=C2c1cccc(F)c1``),
+    and every later step (similarity, descriptors, the output file) reads the canonical form.
+    """
     mol = Chem.MolFromSmiles(smiles) if smiles else None
-    return Chem.MolToSmiles(mol) if mol is not None else None
+    if mol is None:
+        return None
+    canonical = Chem.MolToSmiles(mol)
+    return canonical if Chem.MolFromSmiles(canonical) is not None else None
 
 
 #: Database neighbours scored on the fly per carried molecule for objectives with no

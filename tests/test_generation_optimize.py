@@ -124,3 +124,14 @@ def test_exemplars_reach_the_goal_and_meet_the_similarity_floor_first():
     preferred = np.array([s == plain[-1] for s in database.smiles])
     assert _better_exemplars(database, qed(), lead, lead_value, OptimizeSettings(k_exemplars=1), preferred) == [plain[-1]]
     assert _better_exemplars(database, qed(), lead, lead_value, OptimizeSettings(k_exemplars=10), preferred)[0] == plain[-1]
+
+
+def test_a_decoded_molecule_whose_canonical_smiles_rdkit_cannot_reread_is_dropped(monkeypatch):
+    # Seen in a QED run: RDKit wrote this canonical SMILES for a decoded molecule, then could
+    # not kekulize it on reading; the similarity step read it again and the whole run crashed.
+    import generation.optimize as optimize_module
+
+    unreadable = "O=c1[nH]ccsc(F)c(F)ccc2c([nH]1)=NN=C2c1cccc(F)c1"
+    assert optimize_module._canonical("OCC") == "CCO"
+    monkeypatch.setattr(optimize_module.Chem, "MolToSmiles", lambda mol: unreadable)
+    assert optimize_module._canonical("OCC") is None
