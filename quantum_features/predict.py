@@ -102,8 +102,9 @@ def _predict_batch(ensemble: list[OrbitalPropertyNet], ready: list[tuple[int, An
 def predict_graphs(ensemble: list[OrbitalPropertyNet], graphs: list, batch_size: int = 16) -> list[dict[str, float]]:
     """Ensemble mean and spread (`OUTPUT_COLUMNS`) for already featurised graphs, one dict per graph."""
     rows: list[dict[str, Any]] = [{} for _ in graphs]
-    for start in range(0, len(graphs), batch_size):
-        _predict_batch(ensemble, list(enumerate(graphs))[start:start + batch_size], rows)
+    numbered = list(enumerate(graphs))
+    for start in range(0, len(numbered), batch_size):
+        _predict_batch(ensemble, numbered[start:start + batch_size], rows)
     return rows
 
 
