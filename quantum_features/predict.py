@@ -11,8 +11,8 @@ returns one row per input with the ensemble mean and its spread:
 ``*_std_*``            standard deviation across the ensemble members (same unit)
 ``energy_cheap_hartree``  the cheap (HF/STO-3G) energy the Δ-model builds on
 ``warning``            why a prediction is an extrapolation (larger than QM9, charged or open
-                       shell) or doubtful (ensemble spread above its 99th percentile on unseen
-                       QM9 molecules, see `quantum_features.spread`)
+                       shell) or doubtful (shipped ensemble's spread above its 99th percentile
+                       on unseen QM9 molecules, see `quantum_features.spread`)
 ``error``              why a row has no prediction (bad SMILES, unsupported element …)
 =====================  =========================================================
 
@@ -41,7 +41,7 @@ from molops.table import object_column
 from quantum_features.calc import prepare_atoms
 from quantum_features.features import featurize
 from quantum_features.model import ELEMENTS, OrbitalPropertyNet
-from quantum_features.spread import load_spread_thresholds
+from quantum_features.spread import UNIT_SYMBOLS, SpreadReference, load_spread_reference
 from quantum_features.train import load_model
 
 __all__ = ["predict_properties", "predict_graphs", "default_model_paths", "load_ensemble", "OUTPUT_COLUMNS", "WEIGHTS_DIR"]
@@ -51,7 +51,6 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 OUTPUT_COLUMNS = {"energy": ("energy_hartree", "energy_std_hartree"), "homo": ("homo_ev", "homo_std_ev"),
             "lumo": ("lumo_ev", "lumo_std_ev"), "gap": ("gap_ev", "gap_std_ev"),
             "dipole_norm": ("dipole_debye", "dipole_std_debye")}
-_UNIT_NAMES = {"hartree": "Hartree", "ev": "eV", "debye": "D"}
 QM9_MAX_HEAVY_ATOMS = 9
 
 
@@ -108,16 +107,17 @@ def predict_graphs(ensemble: list[OrbitalPropertyNet], graphs: list, batch_size:
     return rows
 
 
-def _spread_warning(row: dict[str, Any], thresholds: dict[str, float]) -> str | None:
-    """The outputs on which the ensemble disagrees more than on 99 % of unseen QM9 molecules."""
+def _spread_warning(row: dict[str, Any], reference: SpreadReference) -> str | None:
+    """The outputs on which the ensemble disagrees more than on most unseen QM9 molecules."""
     above = []
-    for column, threshold in thresholds.items():
+    for column, threshold in reference.thresholds.items():
         if np.isfinite(row.get(column, np.nan)) and row[column] > threshold:
             name, _, unit = column.partition("_std_")
-            above.append(f"{name} {row[column]:.3g} > {threshold:.3g} {_UNIT_NAMES[unit]}")
+            above.append(f"{name} {row[column]:.3g} > {threshold:.3g} {UNIT_SYMBOLS[unit]}")
     if not above:
         return None
-    return ("ensemble spread above its 99th percentile on unseen QM9 molecules (" + ", ".join(above)
+    return (f"ensemble spread above its {reference.percentile} percentile on unseen QM9 molecules ("
+            + ", ".join(above)
             + "): the members disagree, check these values")
 
 
@@ -181,9 +181,9 @@ def predict_properties(
     if ready:
         _predict_batch(ensemble, ready, rows)
     # The reference spreads belong to the shipped members; another ensemble has its own scale.
-    thresholds = load_spread_thresholds() if models is None else {}
+    reference = load_spread_reference() if models is None else SpreadReference()
     for row in rows:
-        flagged = _spread_warning(row, thresholds)
+        flagged = _spread_warning(row, reference)
         if flagged:
             row["warning"] = "; ".join(filter(None, [row["warning"], flagged]))
     frame = pd.DataFrame(rows)

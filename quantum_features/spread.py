@@ -3,7 +3,7 @@
 The `*_std_*` columns of `predict_properties` are the spread of independently trained
 networks. Its absolute size means little to a user (is 0.3 eV on the gap a lot?), so it is
 compared with what the same ensemble shows on QM9 molecules it was *not* trained on: above
-the 99th percentile of that reference, ``predict_properties`` adds a warning. On the shipped
+a high percentile of that reference (`SPREAD_QUANTILE`, recorded in the file), ``predict_properties`` adds a warning. On the shipped
 ensemble such rows have errors several times the average (measured by this command and
 written into the thresholds file), so the flag marks predictions to check, not a calibrated
 error bar.
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,34 @@ import torch
 
 from quantum_features.model import TARGETS
 
-__all__ = ["SPREAD_FILE", "SPREAD_QUANTILE", "calibrate_spread", "load_spread_thresholds"]
+__all__ = ["SPREAD_FILE", "SPREAD_QUANTILE", "UNIT_SYMBOLS", "SpreadReference", "calibrate_spread",
+           "load_spread_reference", "ordinal_percentile"]
 
 SPREAD_FILE = Path(__file__).parent / "weights" / "qm9_orbital_spread.json"
 SPREAD_QUANTILE = 0.99
+#: Unit suffix of an output column (``gap_std_ev`` -> ``ev``) -> its symbol in messages and tables.
+UNIT_SYMBOLS = {"hartree": "Hartree", "ev": "eV", "debye": "D"}
+
+
+def ordinal_percentile(quantile: float) -> str:
+    """0.99 -> '99th', 0.95 -> '95th', 0.5 -> '50th' (for messages that name the reference)."""
+    value = 100 * quantile
+    number = f"{value:g}"
+    if value != int(value) or int(value) % 100 in (11, 12, 13):
+        return number + "th"
+    return number + {1: "st", 2: "nd", 3: "rd"}.get(int(value) % 10, "th")
+
+
+@dataclass(frozen=True)
+class SpreadReference:
+    """Spread thresholds of the shipped ensemble and the quantile they were measured at."""
+
+    quantile: float = SPREAD_QUANTILE
+    thresholds: dict[str, float] = field(default_factory=dict)  # std column -> threshold in its unit
+
+    @property
+    def percentile(self) -> str:
+        return ordinal_percentile(self.quantile)
 
 
 def calibrate_spread(ensemble: list, graphs: list, quantile: float = SPREAD_QUANTILE,
@@ -68,16 +93,22 @@ def calibrate_spread(ensemble: list, graphs: list, quantile: float = SPREAD_QUAN
     return result
 
 
-def load_spread_thresholds(path: Path = SPREAD_FILE) -> dict[str, float]:
-    """std column -> spread above which the shipped ensemble's prediction is flagged ({} if no file)."""
+def load_spread_reference(path: Path = SPREAD_FILE) -> SpreadReference:
+    """The spreads above which the shipped ensemble's predictions are flagged (no thresholds if no file)."""
     if not path.exists():
-        return {}
-    return {column: entry["threshold"] for column, entry in json.loads(path.read_text())["columns"].items()}
+        return SpreadReference()
+    record = json.loads(path.read_text())
+    return SpreadReference(float(record["quantile"]),
+                           {column: entry["threshold"] for column, entry in record["columns"].items()})
 
 
 _CARD_HEADING = "## Ensemble spread reference"
-_UNITS = {"energy_std_hartree": "energy (Hartree)", "homo_std_ev": "HOMO (eV)", "lumo_std_ev": "LUMO (eV)",
-          "gap_std_ev": "gap (eV)", "dipole_std_debye": "dipole (D)"}
+
+
+def _column_label(std_column: str) -> str:
+    """``gap_std_ev`` -> ``gap (eV)``, ``homo_std_ev`` -> ``HOMO (eV)``."""
+    name, _, unit = std_column.partition("_std_")
+    return f"{name.upper() if name in ('homo', 'lumo') else name} ({UNIT_SYMBOLS.get(unit, unit)})"
 
 
 def write_model_card_section(record: dict[str, Any], card: Path = SPREAD_FILE.parent / "MODEL_CARD.md") -> None:
@@ -86,13 +117,13 @@ def write_model_card_section(record: dict[str, Any], card: Path = SPREAD_FILE.pa
     if _CARD_HEADING in text:  # the section is the card's last
         text = text[:text.index(_CARD_HEADING)].rstrip("\n") + "\n"
     lines = ["", _CARD_HEADING, "",
-             f"`{SPREAD_FILE.name}`: the {100 * record['quantile']:g}th percentile of each `*_std_*` column over "
+             f"`{SPREAD_FILE.name}`: the {ordinal_percentile(record['quantile'])} percentile of each `*_std_*` column over "
              f"the reference molecules ({record['reference']}), with the ensemble mean's MAE on all of them and on those above it. "
              "`predict_properties` flags rows above it in `warning`. "
              f"Made with `.venv/bin/{record['command']}`.", "",
              "| output | percentile of spread | MAE, all | MAE, spread above it |", "|---|---|---|---|"]
     for column, entry in record["columns"].items():
-        lines.append(f"| {_UNITS.get(column, column)} | {entry['threshold']:.3g} | {entry['mae_all']:.3g} | "
+        lines.append(f"| {_column_label(column)} | {entry['threshold']:.3g} | {entry['mae_all']:.3g} | "
                      f"{entry['mae_above']:.3g} |")
     card.write_text(text + "\n".join(lines) + "\n")
 

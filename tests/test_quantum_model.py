@@ -18,7 +18,7 @@ from quantum_features.datasets import load_qm9, qm9_atoms, qm9_graph
 from quantum_features.features import EDGE_IRREPS, NODE_IRREPS, featurize
 from quantum_features.model import TARGETS, ModelConfig, OrbitalPropertyNet
 from quantum_features.predict import OUTPUT_COLUMNS, load_ensemble, predict_graphs, predict_properties
-from quantum_features.spread import calibrate_spread, load_spread_thresholds
+from quantum_features.spread import calibrate_spread, load_spread_reference, ordinal_percentile
 from quantum_features.train import TrainConfig, evaluate, export_weights, fit, load_config, load_model, targets_of
 from test_quantum_features import block_wigner
 
@@ -180,7 +180,9 @@ def test_predict_properties_warns_for_charged_and_open_shell_molecules(tiny_ense
 def test_shipped_ensemble_flags_a_molecule_its_members_disagree_on():
     # CO2 lies far from QM9's chemistry: the shipped members' gaps differ by eV, far above the
     # 99th percentile of their spread on 9,000 unseen QM9 molecules (quantum_features/weights/qm9_orbital_spread.json).
-    thresholds = load_spread_thresholds()
+    reference = load_spread_reference()
+    assert reference.percentile == "99th"
+    thresholds = reference.thresholds
     assert set(thresholds) == {std for _, std in OUTPUT_COLUMNS.values()}
     assert 0.1 < thresholds["gap_std_ev"] < 1.0
     frame = predict_properties("O=C=O")
@@ -199,6 +201,21 @@ def test_cli_predict_with_the_shipped_ensemble_reports_warnings(tmp_path):
     assert result.exit_code == 0, result.output
     assert "1 of 1 predictions carry a warning" in result.output
     assert "ensemble spread above its 99th percentile" in pd.read_csv(out).loc[0, "warning"]
+
+
+def test_spread_warning_names_the_reference_quantile_and_units():
+    from quantum_features.predict import _spread_warning
+    from quantum_features.spread import SpreadReference
+
+    reference = SpreadReference(0.95, {"gap_std_ev": 0.2, "dipole_std_debye": 0.5})
+    row = {"gap_std_ev": 0.31, "dipole_std_debye": 0.1}
+    message = _spread_warning(row, reference)
+    assert message.startswith("ensemble spread above its 95th percentile")
+    assert "gap 0.31 > 0.2 eV" in message and "dipole" not in message
+    assert _spread_warning({"gap_std_ev": 0.1}, reference) is None
+    assert _spread_warning(row, SpreadReference()) is None  # no reference, no flag
+    assert [ordinal_percentile(q) for q in (0.99, 0.95, 0.5, 0.91, 0.92, 0.93, 0.11, 0.975)] == [
+        "99th", "95th", "50th", "91st", "92nd", "93rd", "11th", "97.5th"]
 
 
 def test_spread_reference_is_the_quantile_of_the_ensemble_spread(tiny_ensemble, qm9_graphs):
