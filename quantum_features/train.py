@@ -155,7 +155,6 @@ def evaluate(model: OrbitalPropertyNet, graphs: list, targets=tuple(TARGETS), ba
     return result
 
 
-
 def fit(config: TrainConfig, train_graphs: list, val_graphs: list, *, progress: bool = True) -> dict[str, Any]:
     """Train (or resume) in ``config.out_dir``; returns the final state summary.
 
