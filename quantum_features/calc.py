@@ -26,7 +26,7 @@ from molops.atoms import mol_to_atoms
 from molops.conformers import generate_conformers
 from molops.errors import UnsupportedElementError
 from molops.io import ORGANIC_ELEMENTS, to_mol
-from quantum_features.errors import ElectronCountError, QuantumError, SCFConvergenceError
+from quantum_features.errors import ElectronCountError, GeometryError, QuantumError, SCFConvergenceError
 from quantum_features.fast_scf import use_fast_scf
 from quantum_features.levels import DEFAULT_LEVEL, Level, get_level, gpu_available
 
@@ -45,6 +45,36 @@ def describe_atoms(atoms: Atoms) -> str:
     )
 
 
+#: Closest approach of two atoms (Å) accepted as a geometry; the shortest real bond, H–H, is 0.74 Å.
+MIN_INTERATOMIC_DISTANCE = 0.5
+
+
+def check_geometry(atoms: Atoms, min_distance: float = MIN_INTERATOMIC_DISTANCE) -> None:
+    """Raise `GeometryError` for a structure no calculation should start from.
+
+    Catches what otherwise surfaces deep inside PySCF as a singular overlap matrix or a
+    NaN: no atoms, non-finite coordinates, and atoms closer than `min_distance` Å (two
+    copies of a molecule on top of each other, coordinates in the wrong unit, a broken
+    optimisation step).
+    """
+    if len(atoms) == 0:
+        raise GeometryError("a structure with no atoms: nothing to compute")
+    positions = atoms.get_positions()
+    bad = np.flatnonzero(~np.isfinite(positions).all(axis=1))
+    if len(bad):
+        raise GeometryError(f"{describe_atoms(atoms)}: atom {bad[0]} ({atoms[bad[0]].symbol}) has non-finite "
+                            f"coordinates {positions[bad[0]].tolist()}" + (f" ({len(bad)} atoms in all)" if len(bad) > 1 else ""))
+    if len(atoms) > 1:
+        distances = np.linalg.norm(positions[:, None, :] - positions[None, :, :], axis=-1)
+        distances[np.diag_indices(len(atoms))] = np.inf
+        i, j = np.unravel_index(np.argmin(distances), distances.shape)
+        if distances[i, j] < min_distance:
+            raise GeometryError(
+                f"{describe_atoms(atoms)}: atoms {min(i, j)} ({atoms[min(i, j)].symbol}) and {max(i, j)} "
+                f"({atoms[max(i, j)].symbol}) are {distances[i, j]:.2f} Å apart (< {min_distance} Å); check the "
+                "geometry and that coordinates are in Å")
+
+
 def prepare_atoms(
     molecule: str | Chem.Mol | Atoms,
     charge: int | None = None,
@@ -61,6 +91,7 @@ def prepare_atoms(
     Raises:
         UnsupportedElementError: an element outside H, B, C, N, O, F, Si, P, S, Cl, Br, I.
         ElectronCountError: charge and multiplicity do not fit the number of electrons.
+        GeometryError: no atoms, non-finite coordinates or overlapping atoms (`check_geometry`).
     """
     if isinstance(molecule, Atoms):
         atoms = molecule.copy()
@@ -76,6 +107,7 @@ def prepare_atoms(
             f"{describe_atoms(atoms)}: unsupported element(s) {', '.join(bad)}; the cheap "
             f"calculation supports {', '.join(sorted(ORGANIC_ELEMENTS))}"
         )
+    check_geometry(atoms)
     if charge is not None:
         atoms.info["charge"] = int(charge)
     atoms.info.setdefault("charge", 0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from molops.errors import ChemToolkitError
 
-__all__ = ["QuantumError", "SCFConvergenceError", "ElectronCountError"]
+__all__ = ["QuantumError", "SCFConvergenceError", "ElectronCountError", "GeometryError"]
 
 
 class QuantumError(ChemToolkitError):
@@ -17,3 +17,7 @@ class SCFConvergenceError(QuantumError):
 
 class ElectronCountError(QuantumError, ValueError):
     """Charge and spin multiplicity are inconsistent with the molecule's electrons."""
+
+
+class GeometryError(QuantumError, ValueError):
+    """A 3D structure cannot be computed: no atoms, non-finite coordinates or overlapping atoms."""

@@ -9,7 +9,7 @@ from ase import Atoms
 from conftest import ACETATE, CISPLATIN, METHYL_RADICAL
 from molops.errors import UnsupportedElementError
 from quantum_features.calc import CheapCalculation, prepare_atoms
-from quantum_features.errors import ElectronCountError, SCFConvergenceError
+from quantum_features.errors import ElectronCountError, GeometryError, SCFConvergenceError
 from quantum_features.levels import get_level
 
 WATER = Atoms("OH2", positions=[[0.0, 0.0, 0.1173], [0.0, 0.7572, -0.4692], [0.0, -0.7572, -0.4692]])
@@ -72,6 +72,20 @@ def test_bad_inputs_are_clear_errors():
         CheapCalculation("C", charge=-1, multiplicity=3)
     with pytest.raises(KeyError, match="unknown level of theory 'mp2/cc-pvdz'"):
         get_level("mp2/cc-pvdz")
+
+
+def test_impossible_geometries_are_named_before_pyscf_sees_them():
+    nan_water = WATER.copy()
+    nan_water.positions[2, 0] = np.nan
+    with pytest.raises(GeometryError, match=r"H2O .*atom 2 \(H\) has non-finite coordinates"):
+        CheapCalculation(nan_water)
+    stacked = WATER.copy()
+    stacked.positions[1] = stacked.positions[0] + [0.0, 0.0, 0.1]
+    with pytest.raises(GeometryError, match=r"atoms 0 \(O\) and 1 \(H\) are 0.10 Å apart .*coordinates are in Å"):
+        CheapCalculation(stacked)
+    with pytest.raises(GeometryError, match="no atoms"):
+        CheapCalculation(Atoms())
+    prepare_atoms(Atoms("H2", positions=[[0, 0, 0], [0.74, 0, 0]]))  # the shortest real bond passes
 
 
 def test_scf_failure_is_raised_never_returned():

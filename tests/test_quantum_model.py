@@ -158,8 +158,10 @@ def test_predict_properties_on_smiles_mol_and_atoms(tiny_ensemble):
 
 
 def test_predict_properties_bad_inputs_are_rows_with_reasons(tiny_ensemble):
-    frame = predict_properties(["C1CC", "CS", "C[Se]C", "CO"], models=tiny_ensemble[0])
+    overlapping = Atoms("H2O", positions=[[0, 0, 0], [0.05, 0, 0], [0.2, 0.9, 0]])
+    frame = predict_properties(["C1CC", "CS", "C[Se]C", "CO", overlapping], models=tiny_ensemble[0])
     errors = list(frame["error"])
+    assert "are 0.05 Å apart" in errors[4]
     assert "unclosed ring" in errors[0]
     assert "S are outside the model's training data" in errors[1]  # S: computable, never trained
     assert "Se" in errors[2] and "unsupported" in errors[2]
