@@ -73,6 +73,8 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _looks_like_file(text: str) -> bool:
+    if not text.strip():  # Path("") is the current folder, which exists
+        return False
     name = text.lower().removesuffix(".gz")
     return Path(text).exists() or any(name.endswith(ext) for ext in READERS)
 

@@ -64,6 +64,8 @@ def test_bad_single_input_exits_non_zero(tmp_path):
     assert result.exit_code == 1 and "no such file" in result.output
     result = run("conformers", CISPLATIN)
     assert result.exit_code == 1 and "Pt" in result.output
+    result = run("describe", "")  # not the current folder
+    assert result.exit_code == 1 and "empty string" in result.output
 
 
 def test_conformers_writes_sdf_with_energies(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
@@ -69,6 +70,19 @@ def test_bad_leads_and_empty_databases_give_clear_errors(generator):
                      settings=settings, progress=False)
     assert frame.attrs["retrieval_misses"] == 1  # nothing better to retrieve: recorded, not fatal
     assert not math.isnan(frame.attrs["lead"]["qed"])
+
+
+@pytest.mark.parametrize("knob, value, message", [
+    ("n_iterations", 0, "n_iterations must be a whole number ≥ 1, got 0"),
+    ("n_samples", 2.5, "n_samples must be a whole number"),
+    ("min_similarity", 1.5, "min_similarity is a Tanimoto similarity between 0 and 1, got 1.5"),
+    ("min_similarity", float("nan"), "min_similarity is a Tanimoto similarity"),
+    ("noise_std", -1.0, "noise_std must be a finite number ≥ 0"),
+    ("goal", float("inf"), "goal must be a finite number"),
+])
+def test_impossible_settings_are_refused_before_any_work(knob, value, message):
+    with pytest.raises(GenerationError, match=re.escape(message)):
+        OptimizeSettings(**{knob: value})
 
 
 def test_cli_optimize_prints_a_ranked_table_and_writes_it(generator, tmp_path):
