@@ -9,6 +9,7 @@ from conftest import GENERATOR_LIBRARY
 from typer.testing import CliRunner
 
 from generation.editor import EditSettings, edit
+from generation.errors import GenerationError
 from generation.prompts import PromptError, interpret
 from generation.retrieval import ExemplarDatabase
 from molops.cli import app
@@ -141,3 +142,10 @@ def test_analogue_exemplars_join_the_database_within_the_floor_only(tiny_generat
     assert "CC(=O)Nc1ccncc1" in new  # ring CH -> N: one more acceptor, a single atom away
     assert add_analogue_exemplars(database, lead, 0.5, tiny_generator) == 0  # already there
     assert add_analogue_exemplars(ExemplarDatabase.from_smiles(GENERATOR_LIBRARY), lead, 0.99, tiny_generator) == 0
+
+
+def test_impossible_edit_requests_are_refused_before_any_work():
+    with pytest.raises(GenerationError, match="n \\(edits to return\\) must be a whole number ≥ 1, got 0"):
+        edit("CCO", "make it more soluble", n=0)
+    with pytest.raises(GenerationError, match="between 0 and 1, got 2"):
+        edit("CCO", "make it more soluble", min_similarity=2)
