@@ -19,49 +19,34 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from torch_geometric.loader import DataLoader
 
 from quantum_features.datasets import qm9_graphs
 from quantum_features.model import count_parameters
-from quantum_features.predict import OUTPUT_COLUMNS, WEIGHTS_DIR, predict_graphs
-from quantum_features.spread import SPREAD_FILE
+from quantum_features.predict import WEIGHTS_DIR
+from quantum_features.spread import SPREAD_FILE, ensemble_errors
 from quantum_features.train import REPORT_UNITS, evaluate, export_weights, load_model, run_wall_time
 
 COLUMNS = ["energy_mae_mev", "homo_mae_mev", "lumo_mae_mev", "gap_mae_mev", "dipole_mae_debye"]
-
-
-@torch.no_grad()
-def ensemble_mae(models: list, graphs: list) -> dict[str, float]:
-    errors = {t: [] for t in ("energy", "homo", "lumo", "gap", "dipole")}
-    for batch in DataLoader(graphs, batch_size=64):
-        outputs = [m(batch) for m in models]
-        for t in errors:
-            key = "dipole_norm" if t == "dipole" else t
-            mean = torch.stack([o[key].double() for o in outputs]).mean(0)
-            errors[t].append((mean - getattr(batch, f"y_{t}").view(-1).double()).abs())
-    return {f"{t}_mae_{REPORT_UNITS[t][0]}": float(torch.cat(e).mean()) * REPORT_UNITS[t][1] for t, e in errors.items()}
 
 
 #: Heavy-atom bins of the size table: QM9 holds few small molecules, and they are predicted worse.
 SIZE_BINS = [(1, 6, "≤ 6"), (7, 7, "7"), (8, 8, "8"), (9, 9, "9")]
 
 
-def mae_by_size(models: list, graphs: list) -> list[str]:
+def report_mae(errors: dict[str, dict[str, np.ndarray]], inside: np.ndarray | None = None) -> dict[str, float]:
+    """`COLUMNS` -> mean of `spread.ensemble_errors` over the selected graphs, in report units (meV, D)."""
+    return {f"{t}_mae_{REPORT_UNITS[t][0]}": float(e["error"][inside if inside is not None else slice(None)].mean())
+            * REPORT_UNITS[t][1] for t, e in errors.items()}
+
+
+def mae_by_size(errors: dict[str, dict[str, np.ndarray]], graphs: list) -> list[str]:
     """Markdown rows: the ensemble mean's MAE on `graphs` per number of heavy atoms."""
-    predictions = predict_graphs(models, graphs, batch_size=64)
     heavy = np.array([int((g.z > 1).sum()) for g in graphs])
-    errors = {}
-    for name, (column, _) in OUTPUT_COLUMNS.items():
-        target = "dipole" if name == "dipole_norm" else name
-        predicted = np.array([p[column] for p in predictions])
-        truth = np.array([float(getattr(g, f"y_{target}")) for g in graphs])
-        errors[target] = np.abs(predicted - truth) * REPORT_UNITS[target][1]
     lines = []
     for low, high, label in SIZE_BINS:
         inside = (heavy >= low) & (heavy <= high)
         if inside.any():
-            lines.append(row(f"{label} ({int(inside.sum())} molecules)",
-                             {f"{t}_mae_{REPORT_UNITS[t][0]}": float(e[inside].mean()) for t, e in errors.items()}))
+            lines.append(row(f"{label} ({int(inside.sum())} molecules)", report_mae(errors, inside)))
     return lines
 
 
@@ -90,7 +75,8 @@ def main() -> None:
         model = load_model(path)
         minutes, epochs = run_wall_time(run)
         members.append((run, config, model, minutes, epochs, evaluate(model, test)))
-    ensemble = ensemble_mae([m[2] for m in members], test)
+    errors = ensemble_errors([m[2] for m in members], test, batch_size=64)
+    ensemble = report_mae(errors)
     first = members[0][1]
     size_mb = sum((weights_dir / f"qm9_orbital_{i}.pt").stat().st_size for i in range(len(members))) / 2**20
     lines += [
@@ -124,7 +110,7 @@ def main() -> None:
     lines.append(row("ensemble mean", ensemble))
     lines += ["", "Ensemble mean by molecule size (same test molecules):", "",
               "| heavy atoms | U0 (meV) | HOMO (meV) | LUMO (meV) | gap (meV) | dipole (D) |", "|---|---|---|---|---|---|"]
-    lines += mae_by_size([m[2] for m in members], test)
+    lines += mae_by_size(errors, test)
     lines += ["", "## Training", ""]
     for i, (run, config, _, minutes, epochs, _) in enumerate(members):
         lines.append(f"- member {i}: `.venv/bin/molops train quantum_features/configs/qm9_orbital.yaml "

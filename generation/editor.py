@@ -13,7 +13,6 @@ similarity to the input, so the top edit is the closest molecule that does what 
 from __future__ import annotations
 
 import math
-import numbers
 import time
 from dataclasses import dataclass
 
@@ -22,7 +21,7 @@ import pandas as pd
 from rdkit import Chem
 
 from generation.analogues import one_step_analogues
-from generation.errors import GenerationError
+from generation.errors import GenerationError, check_count, check_similarity
 from generation.fusion import RetrievalGenerator
 from generation.optimize import (Constraint, OptimizeSettings, generator_can_read, load_generator, optimize,
                                  prepare_lead)
@@ -143,10 +142,8 @@ def edit(
         GenerationError: bad input molecule.
     """
     start = time.perf_counter()
-    if not isinstance(n, numbers.Integral) or n < 1:
-        raise GenerationError(f"n (edits to return) must be a whole number ≥ 1, got {n!r}")
-    if not 0.0 <= min_similarity <= 1.0:  # also refuses NaN
-        raise GenerationError(f"min_similarity is a Tanimoto similarity between 0 and 1, got {min_similarity!r}")
+    check_count("n (edits to return)", n)
+    check_similarity("min_similarity", min_similarity)
     reading = prompt if isinstance(prompt, Interpretation) else interpret(prompt, min_similarity)
     generator = generator or load_generator()
     lead = prepare_lead(molecule, generator)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import math
-import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ import torch
 from rdkit import Chem, RDLogger
 from tqdm.auto import tqdm
 
-from generation.errors import GenerationError
+from generation.errors import GenerationError, check_count, check_similarity
 from generation.fusion import RetrievalGenerator
 from generation.retrieval import ExemplarDatabase, molecule_properties
 from molops.errors import ChemToolkitError, describe_input
@@ -117,13 +116,10 @@ class OptimizeSettings:
 
     def __post_init__(self) -> None:
         for name in ("n_iterations", "n_samples", "top_k", "k_exemplars"):
-            value = getattr(self, name)
-            if not isinstance(value, numbers.Integral) or value < 1:
-                raise GenerationError(f"{name} must be a whole number ≥ 1, got {value!r}")
+            check_count(name, getattr(self, name))
         if not (math.isfinite(self.noise_std) and self.noise_std >= 0):
             raise GenerationError(f"noise_std must be a finite number ≥ 0, got {self.noise_std!r}")
-        if not 0.0 <= self.min_similarity <= 1.0:  # also refuses NaN
-            raise GenerationError(f"min_similarity is a Tanimoto similarity between 0 and 1, got {self.min_similarity!r}")
+        check_similarity("min_similarity", self.min_similarity)
         if self.goal is not None and not math.isfinite(self.goal):
             raise GenerationError(f"goal must be a finite number, got {self.goal!r}")
 

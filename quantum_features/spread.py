@@ -28,9 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from quantum_features.model import TARGETS
 
-__all__ = ["SPREAD_FILE", "SPREAD_QUANTILE", "UNIT_SYMBOLS", "SpreadReference", "calibrate_spread",
+__all__ = ["SPREAD_FILE", "SPREAD_QUANTILE", "UNIT_SYMBOLS", "SpreadReference", "calibrate_spread", "ensemble_errors",
            "load_spread_reference", "ordinal_percentile"]
 
 SPREAD_FILE = Path(__file__).parent / "weights" / "qm9_orbital_spread.json"
@@ -60,6 +59,36 @@ class SpreadReference:
         return ordinal_percentile(self.quantile)
 
 
+def _target_of(output: str) -> str:
+    """Model output -> QM9 label it is trained on (the network predicts the dipole vector; QM9 has its norm)."""
+    return "dipole" if output == "dipole_norm" else output
+
+
+def ensemble_errors(ensemble: list, graphs: list, batch_size: int = 100) -> dict[str, dict[str, np.ndarray]]:
+    """Per QM9 target, the ensemble mean's absolute error and the members' spread on each graph.
+
+    Args:
+        ensemble: trained `OrbitalPropertyNet` members (the spread is NaN with only one).
+        graphs: QM9 graphs with ``y_<target>`` (`quantum_features.datasets.qm9_graphs`).
+
+    Returns:
+        target (``energy``, ``homo``, ``lumo``, ``gap``, ``dipole``) -> ``{"error", "std"}``, arrays
+        over `graphs` in the model's units (Hartree, eV, Debye; the dipole is its norm).
+    """
+    from quantum_features.predict import OUTPUT_COLUMNS, predict_graphs
+    from quantum_features.train import targets_of
+
+    rows = predict_graphs(ensemble, graphs, batch_size=batch_size)
+    targets = {name: _target_of(name) for name in OUTPUT_COLUMNS}
+    truth = targets_of(graphs, tuple(targets.values()))
+    result = {}
+    for name, (column, std_column) in OUTPUT_COLUMNS.items():
+        mean = np.array([r[column] for r in rows], dtype=float)
+        result[targets[name]] = {"error": np.abs(mean - truth[targets[name]]),
+                                 "std": np.array([r[std_column] for r in rows], dtype=float)}
+    return result
+
+
 def calibrate_spread(ensemble: list, graphs: list, quantile: float = SPREAD_QUANTILE,
                      batch_size: int = 100) -> dict[str, dict[str, float]]:
     """Per output column: the `quantile` of the ensemble spread over `graphs`, and the mean
@@ -73,18 +102,14 @@ def calibrate_spread(ensemble: list, graphs: list, quantile: float = SPREAD_QUAN
     Returns:
         std column (e.g. ``gap_std_ev``) -> {"threshold", "mae_all", "mae_above"} in that column's unit.
     """
-    from quantum_features.predict import OUTPUT_COLUMNS, predict_graphs
-    from quantum_features.train import targets_of
+    from quantum_features.predict import OUTPUT_COLUMNS
 
     if len(ensemble) < 2:
         raise ValueError("a spread needs an ensemble of at least two members")
-    rows = predict_graphs(ensemble, graphs, batch_size=batch_size)
-    truth = targets_of(graphs, TARGETS)
+    errors = ensemble_errors(ensemble, graphs, batch_size=batch_size)
     result = {}
-    for name, (column, std_column) in OUTPUT_COLUMNS.items():
-        mean = np.array([r[column] for r in rows])
-        std = np.array([r[std_column] for r in rows])
-        error = np.abs(mean - truth["dipole" if name == "dipole_norm" else name])
+    for name, (_, std_column) in OUTPUT_COLUMNS.items():
+        error, std = errors[_target_of(name)]["error"], errors[_target_of(name)]["std"]
         ok = np.isfinite(error)
         threshold = float(np.quantile(std[ok], quantile))
         above = ok & (std > threshold)

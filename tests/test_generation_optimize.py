@@ -77,6 +77,7 @@ def test_bad_leads_and_empty_databases_give_clear_errors(generator):
     ("n_samples", 2.5, "n_samples must be a whole number"),
     ("min_similarity", 1.5, "min_similarity is a Tanimoto similarity between 0 and 1, got 1.5"),
     ("min_similarity", float("nan"), "min_similarity is a Tanimoto similarity"),
+    ("min_similarity", "0.4", "min_similarity is a Tanimoto similarity between 0 and 1, got '0.4'"),
     ("noise_std", -1.0, "noise_std must be a finite number ≥ 0"),
     ("goal", float("inf"), "goal must be a finite number"),
 ])

@@ -18,7 +18,7 @@ from quantum_features.datasets import load_qm9, qm9_atoms, qm9_graph
 from quantum_features.features import EDGE_IRREPS, NODE_IRREPS, featurize
 from quantum_features.model import TARGETS, ModelConfig, OrbitalPropertyNet
 from quantum_features.predict import OUTPUT_COLUMNS, load_ensemble, predict_graphs, predict_properties
-from quantum_features.spread import calibrate_spread, load_spread_reference, ordinal_percentile
+from quantum_features.spread import calibrate_spread, ensemble_errors, load_spread_reference, ordinal_percentile
 from quantum_features.train import TrainConfig, evaluate, export_weights, fit, load_config, load_model, targets_of
 from test_quantum_features import block_wigner
 
@@ -231,6 +231,13 @@ def test_spread_reference_is_the_quantile_of_the_ensemble_spread(tiny_ensemble, 
     assert reference["gap_std_ev"]["mae_above"] == pytest.approx(errors[spreads > np.quantile(spreads, 0.5)].mean(), rel=1e-6)
     with pytest.raises(ValueError, match="at least two"):
         calibrate_spread(ensemble[:1], qm9_graphs)
+    # the per-molecule errors behind it (and behind the model card's tables)
+    per_molecule = ensemble_errors(ensemble, qm9_graphs, batch_size=3)
+    assert set(per_molecule) == {"energy", "homo", "lumo", "gap", "dipole"}
+    np.testing.assert_allclose(per_molecule["gap"]["error"], errors, atol=1e-6)
+    np.testing.assert_allclose(per_molecule["gap"]["std"], spreads, atol=1e-6)
+    dipole_errors = np.abs(np.array([r["dipole_debye"] for r in rows]) - targets_of(qm9_graphs, TARGETS)["dipole"])
+    np.testing.assert_allclose(per_molecule["dipole"]["error"], dipole_errors, atol=1e-6)  # float32, other batches
 
 
 def test_model_rejects_unknown_elements(qm9_graphs):
