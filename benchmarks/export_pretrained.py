@@ -33,10 +33,10 @@ COLUMNS = ["energy_mae_mev", "homo_mae_mev", "lumo_mae_mev", "gap_mae_mev", "dip
 SIZE_BINS = [(1, 6, "≤ 6"), (7, 7, "7"), (8, 8, "8"), (9, 9, "9")]
 
 
-def report_mae(errors: dict[str, dict[str, np.ndarray]], inside: np.ndarray | None = None) -> dict[str, float]:
+def report_mae(errors: dict[str, dict[str, np.ndarray]], inside: np.ndarray | slice = slice(None)) -> dict[str, float]:
     """`COLUMNS` -> mean of `spread.ensemble_errors` over the selected graphs, in report units (meV, D)."""
-    return {f"{t}_mae_{REPORT_UNITS[t][0]}": float(e["error"][inside if inside is not None else slice(None)].mean())
-            * REPORT_UNITS[t][1] for t, e in errors.items()}
+    return {f"{t}_mae_{REPORT_UNITS[t][0]}": float(e["error"][inside].mean()) * REPORT_UNITS[t][1]
+            for t, e in errors.items()}
 
 
 def mae_by_size(errors: dict[str, dict[str, np.ndarray]], graphs: list) -> list[str]:

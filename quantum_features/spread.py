@@ -109,7 +109,8 @@ def calibrate_spread(ensemble: list, graphs: list, quantile: float = SPREAD_QUAN
     errors = ensemble_errors(ensemble, graphs, batch_size=batch_size)
     result = {}
     for name, (_, std_column) in OUTPUT_COLUMNS.items():
-        error, std = errors[_target_of(name)]["error"], errors[_target_of(name)]["std"]
+        entry = errors[_target_of(name)]
+        error, std = entry["error"], entry["std"]
         ok = np.isfinite(error)
         threshold = float(np.quantile(std[ok], quantile))
         above = ok & (std > threshold)

@@ -187,7 +187,7 @@ def test_shipped_ensemble_flags_a_molecule_its_members_disagree_on():
     assert reference.percentile == "99th"
     thresholds = reference.thresholds
     assert set(thresholds) == {std for _, std in OUTPUT_COLUMNS.values()}
-    assert 0.01 < thresholds["gap_std_ev"] < 1.0
+    assert 0.1 < thresholds["gap_std_ev"] < 1.0
     frame = predict_properties("O=C=O")
     assert frame.loc[0, "homo_std_ev"] > thresholds["homo_std_ev"]
     assert "ensemble spread above its 99th percentile" in frame.loc[0, "warning"]
