@@ -29,7 +29,11 @@ Results are journalled per (reading, molecule) in
 benchmarks/results/edit_hit_ratio.<model hash>.<settings>.journal.jsonl, so the run resumes where
 it stopped (``--max-minutes`` bounds one sitting) and a new model or setting starts afresh.
 
+Settings are tuned with ``--dev`` on the molecules after the benchmark's 200 in the same shuffle
+(never on the molecules they are judged on).
+
 Run:  .venv/bin/python benchmarks/edit_hit_ratio.py [--n 200] [--max-minutes 60]
+      .venv/bin/python benchmarks/edit_hit_ratio.py --dev --n 30 --tasks drug-like [--goal]   (tuning)
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ from generation.editor import EditSettings, edit  # noqa: E402
 from generation.grammar import GRAMMAR_VERSION  # noqa: E402
 from generation.errors import GenerationError  # noqa: E402
 from generation.optimize import default_generator_path, load_generator  # noqa: E402
-from generation.prompts import PromptError, interpret, resolve_drug  # noqa: E402
+from generation.prompts import QED_MAX, PromptError, interpret, resolve_drug  # noqa: E402
 from generation.retrieval import ExemplarDatabase, moses_properties  # noqa: E402
 from molops.data import moses_smiles  # noqa: E402
 from molops.library import load_library_index  # noqa: E402
@@ -68,10 +72,9 @@ MEASURES = {
     "hba": Descriptors.NumHAcceptors, "hbd": Descriptors.NumHDonors,
 }
 
-#: An upper bound of RDKit's QED (mean weights): every desirability function at its best
-#: value over the values its property can take (integer counts for HBA, HBD, ROTB, AROM,
-#: ALERTS): 0.9484.
-QED_MAX = 0.9484
+
+#: Molecules of the benchmark proper (the first of the shuffle); ``--dev`` tunes on the ones after.
+BENCHMARK_MOLECULES = 200
 
 
 def judge(task: dict, source: str, edited: str | None) -> tuple[bool, bool]:
@@ -126,6 +129,9 @@ def main() -> None:
                         help="EditSettings.goal on: exemplars among molecules making one strict step of every change")
     parser.add_argument("--no-analogues", action="store_true",
                         help="EditSettings.analogue_exemplars off: exemplars from MOSES and the generated molecules only")
+    parser.add_argument("--dev", action="store_true",
+                        help=f"tuning molecules: the {BENCHMARK_MOLECULES + 1}st onwards of the same shuffle, disjoint from "
+                             "the benchmark's; the table goes to edit_hit_ratio_dev*.md")
     parser.add_argument("--tasks", default=None,
                         help="comma-separated task names to run (e.g. 'drug-like,more HBD'); default all. "
                              "A subset writes its table to edit_hit_ratio_subset*.md")
@@ -135,7 +141,9 @@ def main() -> None:
     RDLogger.DisableLog("rdApp.*")
 
     # A fixed shuffle: the first n molecules of it, so a smaller run is a prefix of a larger one.
-    molecules = moses_smiles("test").sample(frac=1.0, random_state=0).head(args.n).tolist()
+    shuffled = moses_smiles("test").sample(frac=1.0, random_state=0)
+    first = BENCHMARK_MOLECULES if args.dev else 0
+    molecules = shuffled.iloc[first:first + args.n].tolist()
     tasks = []
     for name, prompt, prop, direction, threshold, paraphrases in SINGLE_OBJECTIVE:
         tasks.append({"task": name, "prompt": prompt, "kind": "property", "property": prop, "direction": direction,
@@ -227,9 +235,11 @@ def main() -> None:
 
     lines = [
         "# Text-guided editing: hit ratios (MoleculeSTM's evaluation)", "",
-        f"Command: `.venv/bin/python benchmarks/edit_hit_ratio.py --n {args.n}{' --goal' if args.goal else ''}"
+        f"Command: `.venv/bin/python benchmarks/edit_hit_ratio.py --n {args.n}{' --dev' if args.dev else ''}"
+        f"{' --goal' if args.goal else ''}"
         f"{' --no-analogues' if args.no_analogues else ''}` "
-        f"(generator {digest}; first n of a fixed shuffle of MOSES test, random_state 0; "
+        f"(generator {digest}; {'tuning molecules: n after the first 200' if args.dev else 'first n'} of a fixed "
+        "shuffle of MOSES test, random_state 0; "
         f"similarity floor {args.min_similarity}; top edit per molecule; 2 CPU cores)", "",
         "| task | prompt | read as | molecules | loose hit % | strict hit % | mean similarity | edits returned % | s / edit "
         "| best of database: loose % | strict % |",
@@ -280,7 +290,8 @@ def main() -> None:
                   "(resume with the same command)."]
     text = "\n".join(lines) + "\n"
     print(text)
-    suffix = ("_subset" if args.tasks else "") + ("" if args.n == 200 else f"_n{args.n}") + ("_goal" if args.goal else "")
+    suffix = ("_dev" if args.dev else "") + ("_subset" if args.tasks else "")
+    suffix += ("" if args.n == 200 else f"_n{args.n}") + ("_goal" if args.goal else "")
     suffix += "_no_analogues" if args.no_analogues else ""
     (RESULTS / f"edit_hit_ratio{suffix}.md").write_text(text)
 

@@ -108,6 +108,27 @@ def _strict_goal(changes: list[Intent], terms: list, score: objectives.Objective
     return None if math.isnan(value) else value + len(terms)
 
 
+def _bound_notes(reading: Interpretation, lead: str, lead_values: dict[str, float]) -> list[str]:
+    """Notes on requested changes that run into the property's bounds (`Intent.room`).
+
+    Raises:
+        GenerationError: a change that cannot be made at all (no donors left to remove, QED
+            already at its maximum, the input is the named drug's fingerprint twin).
+    """
+    notes = []
+    for intent in reading.changes:
+        value, room = lead_values[intent.key], intent.room(lead_values[intent.key])
+        extreme = "highest" if intent.direction > 0 else "lowest"
+        if room <= 0:
+            raise GenerationError(f"input {lead!r}: cannot {intent.describe()}: its {intent.label} is already "
+                                  f"{value:.4g}, the {extreme} value possible")
+        if room < intent.strict_delta:
+            notes.append(f"{intent.label} is {value:.4g} and can move at most {room:.3g} the requested way "
+                         f"({extreme} possible: {value + intent.direction * room:.4g}): a strict change of "
+                         f"{intent.strict_delta:g} is out of reach, so the edits change it less")
+    return notes
+
+
 def edit(
     molecule: str | Chem.Mol,
     prompt: str | Interpretation,
@@ -135,11 +156,13 @@ def edit(
         0.5, ΔQED 0.1, ΔTPSA 10 Å², ΔHBA/HBD 1, any gain in similarity to a named drug, Vina
         1 kcal/mol), ``qed``, ``sa_score``. ``frame.attrs``: ``interpretation`` (text),
         ``input`` (the input's values), ``seconds``, ``candidates`` (edits considered),
-        ``rounds`` (search rounds run; see `EditSettings.max_rounds`).
+        ``rounds`` (search rounds run; see `EditSettings.max_rounds`), ``notes`` (requests the
+        property's bounds limit, e.g. QED 0.9 cannot gain 0.1: QED never exceeds 0.948).
 
     Raises:
         PromptError: the prompt cannot be grounded (nothing is edited).
-        GenerationError: bad input molecule.
+        GenerationError: bad input molecule, or a change it cannot undergo at all (e.g. fewer
+            H-bond donors for a molecule without any).
     """
     start = time.perf_counter()
     check_count("n (edits to return)", n)
@@ -154,6 +177,7 @@ def edit(
         if math.isnan(value):
             raise GenerationError(f"input {lead!r}: cannot compute {key}: {objective.evaluate([lead])['error'].iloc[0]}")
         lead_values[key] = value
+    notes = _bound_notes(reading, lead, lead_values)
 
     def hits(smiles: list[str]) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         loose = np.ones(len(smiles), dtype=bool)
@@ -219,6 +243,6 @@ def edit(
     frame = frame.drop(columns="edit_score").head(n).reset_index(drop=True)
     frame.attrs.update(
         interpretation=reading.describe(), input={"smiles": lead, **{measures[k].name: v for k, v in lead_values.items()}},
-        seconds=time.perf_counter() - start, candidates=len(found), rounds=len(rounds),
+        seconds=time.perf_counter() - start, candidates=len(found), rounds=len(rounds), notes=notes,
     )
     return frame

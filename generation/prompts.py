@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -105,6 +106,8 @@ class EditableProperty:
             the thresholds of MoleculeSTM's evaluation.
         up / down: what an increase / a decrease means to a chemist.
         compute: Mol -> value.
+        lowest / highest: the values the property cannot go below / above (None: unbounded);
+            the editor tells a user when a request runs into them.
     """
 
     key: str
@@ -113,16 +116,24 @@ class EditableProperty:
     up: str
     down: str
     compute: Callable[[Chem.Mol], float] = field(repr=False, compare=False)
+    lowest: float | None = None
+    highest: float | None = None
+
+
+#: An upper bound of RDKit's QED (mean weights): every desirability function at its best
+#: value over the values its property can take (integer counts for HBA, HBD, ROTB, AROM,
+#: ALERTS): 0.9484. No molecule can gain 0.1 QED from above 0.8484.
+QED_MAX = 0.9484
 
 
 PROPERTIES: dict[str, EditableProperty] = {
     p.key: p
     for p in (
         EditableProperty("logp", "logP", 0.5, "less water-soluble", "more water-soluble", _logp),
-        EditableProperty("qed", "QED", 0.1, "more drug-like", "less drug-like", _qed),
-        EditableProperty("tpsa_a2", "TPSA (Å²)", 10.0, "less permeable", "more permeable", _tpsa),
-        EditableProperty("hba", "H-bond acceptors", 1.0, "more acceptors", "fewer acceptors", _hba),
-        EditableProperty("hbd", "H-bond donors", 1.0, "more donors", "fewer donors", _hbd),
+        EditableProperty("qed", "QED", 0.1, "more drug-like", "less drug-like", _qed, lowest=0.0, highest=QED_MAX),
+        EditableProperty("tpsa_a2", "TPSA (Å²)", 10.0, "less permeable", "more permeable", _tpsa, lowest=0.0),
+        EditableProperty("hba", "H-bond acceptors", 1.0, "more acceptors", "fewer acceptors", _hba, lowest=0.0),
+        EditableProperty("hbd", "H-bond donors", 1.0, "more donors", "fewer donors", _hbd, lowest=0.0),
     )
 }
 
@@ -265,10 +276,33 @@ class Intent:
             return 1.0  # kcal/mol
         return PROPERTIES[self.key].strict_delta
 
+    @property
+    def label(self) -> str:
+        """The property's name in messages ("QED", "Tanimoto similarity to aspirin", ...)."""
+        if self.key.startswith("similarity:"):
+            return f"Tanimoto similarity to {self.key.split(':', 1)[1]}"
+        if self.key.startswith("vina:"):
+            return f"Vina score for {self.key.split(':', 1)[1]} (kcal/mol)"
+        return PROPERTIES[self.key].label
+
+    def room(self, value: float) -> float:
+        """How far a property now at `value` can still move the requested way (inf: unbounded).
+
+        Tanimoto similarity lies in [0, 1]; QED in [0, `QED_MAX`]; TPSA and H-bond counts
+        cannot go below 0; logP and Vina scores are unbounded here.
+        """
+        if self.key.startswith("similarity:"):
+            lowest, highest = 0.0, 1.0
+        elif self.key.startswith("vina:"):
+            lowest = highest = None
+        else:
+            lowest, highest = PROPERTIES[self.key].lowest, PROPERTIES[self.key].highest
+        bound = highest if self.direction > 0 else lowest
+        return math.inf if bound is None else self.direction * (bound - value)
+
     def describe(self) -> str:
         if self.key.startswith("similarity:"):
-            what = f"Tanimoto similarity to {self.key.split(':', 1)[1]}"
-            text = f"{'increase' if self.direction > 0 else 'decrease'} {what}"
+            text = f"{'increase' if self.direction > 0 else 'decrease'} {self.label}"
         elif self.key.startswith("vina:"):
             target = self.key.split(":", 1)[1]
             text = f"{'stronger' if self.direction < 0 else 'weaker'} binding to {target} (Vina score {'down' if self.direction < 0 else 'up'})"

@@ -149,3 +149,34 @@ def test_impossible_edit_requests_are_refused_before_any_work():
         edit("CCO", "make it more soluble", n=0)
     with pytest.raises(GenerationError, match="between 0 and 1, got 2"):
         edit("CCO", "make it more soluble", min_similarity=2)
+
+
+def test_how_far_a_property_can_still_move_is_known():
+    (qed_up,) = interpret("make it more drug-like").changes
+    assert qed_up.room(0.9) == pytest.approx(0.0484) and qed_up.label == "QED"
+    (fewer_donors,) = interpret("fewer hydrogen bond donors").changes
+    assert fewer_donors.room(2.0) == 2.0
+    (like_aspirin,) = interpret("make it look like aspirin").changes
+    assert like_aspirin.room(0.25) == pytest.approx(0.75)
+    (lipophilic,) = interpret("make it more lipophilic").changes
+    assert lipophilic.room(5.0) == float("inf")
+
+
+def test_changes_a_molecule_cannot_undergo_are_refused(tiny_generator):
+    with pytest.raises(GenerationError, match=r"cannot decrease H-bond donors.*already 0, the lowest value possible"):
+        edit("c1ccccc1", "fewer hydrogen bond donors", generator=tiny_generator, progress=False)
+    aspirin = "CC(=O)Oc1ccccc1C(=O)O"
+    with pytest.raises(GenerationError, match=r"Tanimoto similarity to aspirin is already 1, the highest"):
+        edit(aspirin, "make it look more like aspirin", generator=tiny_generator, progress=False)
+
+
+def test_a_strict_change_beyond_the_property_bound_is_reported(tiny_generator):
+    lead = "Cc1ccc(NCc2ccccn2)c(Br)c1"  # QED 0.92: QED never exceeds 0.948, so it cannot gain 0.1
+    settings = EditSettings(n_iterations=1, n_samples=4, max_rounds=1, analogue_exemplars=False)
+    frame = edit(lead, "make it more drug-like", n=1, generator=tiny_generator,
+                 database=ExemplarDatabase.from_smiles(GENERATOR_LIBRARY), settings=settings, progress=False)
+    (note,) = frame.attrs["notes"]
+    assert note.startswith("QED is 0.92") and "highest possible: 0.9484" in note and "out of reach" in note
+    ordinary = edit(GENERATOR_LIBRARY[0], "make it more drug-like", n=1, generator=tiny_generator,
+                    database=ExemplarDatabase.from_smiles(GENERATOR_LIBRARY), settings=settings, progress=False)
+    assert ordinary.attrs["notes"] == []
