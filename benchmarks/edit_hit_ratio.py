@@ -33,7 +33,7 @@ Settings are tuned with ``--dev`` on the molecules after the benchmark's 200 in 
 (never on the molecules they are judged on).
 
 Run:  .venv/bin/python benchmarks/edit_hit_ratio.py [--n 200] [--max-minutes 60]
-      .venv/bin/python benchmarks/edit_hit_ratio.py --dev --n 30 --tasks drug-like [--goal]   (tuning)
+      .venv/bin/python benchmarks/edit_hit_ratio.py --dev --n 30 --tasks drug-like [--no-goal]   (tuning)
 """
 
 from __future__ import annotations
@@ -125,8 +125,9 @@ def main() -> None:
     parser.add_argument("--max-minutes", type=float, default=None, help="stop after this long (resume later)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--model", type=Path, default=None, help="generator file (default: the shipped one)")
-    parser.add_argument("--goal", action="store_true",
-                        help="EditSettings.goal on: exemplars among molecules making one strict step of every change")
+    parser.add_argument("--goal", action=argparse.BooleanOptionalAction, default=EditSettings.goal,
+                        help="EditSettings.goal: exemplars among molecules making one strict step of every change "
+                             "(default: the editor's default)")
     parser.add_argument("--no-analogues", action="store_true",
                         help="EditSettings.analogue_exemplars off: exemplars from MOSES and the generated molecules only")
     parser.add_argument("--dev", action="store_true",
@@ -236,7 +237,8 @@ def main() -> None:
     lines = [
         "# Text-guided editing: hit ratios (MoleculeSTM's evaluation)", "",
         f"Command: `.venv/bin/python benchmarks/edit_hit_ratio.py --n {args.n}{' --dev' if args.dev else ''}"
-        f"{' --goal' if args.goal else ''}"
+        f"{'' if args.goal == EditSettings.goal else (' --goal' if args.goal else ' --no-goal')}"
+        f"{f' --tasks {chr(34)}{args.tasks}{chr(34)}' if args.tasks else ''}"
         f"{' --no-analogues' if args.no_analogues else ''}` "
         f"(generator {digest}; {'tuning molecules: n after the first 200' if args.dev else 'first n'} of a fixed "
         "shuffle of MOSES test, random_state 0; "
@@ -291,7 +293,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     suffix = ("_dev" if args.dev else "") + ("_subset" if args.tasks else "")
-    suffix += ("" if args.n == 200 else f"_n{args.n}") + ("_goal" if args.goal else "")
+    suffix += ("" if args.n == 200 else f"_n{args.n}") + ("" if args.goal == EditSettings.goal else ("_goal" if args.goal else "_no_goal"))
     suffix += "_no_analogues" if args.no_analogues else ""
     (RESULTS / f"edit_hit_ratio{suffix}.md").write_text(text)
 

@@ -41,12 +41,14 @@ def main() -> None:
     parser.add_argument("--n-samples", type=int, default=20)
     parser.add_argument("--methods", default=",".join(METHODS),
                         help="comma-separated subset of the methods (e.g. to run them in two processes)")
+    parser.add_argument("--reverse", action="store_true",
+                        help="take the leads last first (a second process on the same journal meets the first halfway)")
     args = parser.parse_args()
     from generation.grammar import GRAMMAR_VERSION
     from molops.objectives import penalized_logp
 
     chosen = leads(args.n)
-    rows = run("optimize_plogp", chosen, penalized_logp, "penalized_logp", FLOORS,
+    rows = run("optimize_plogp", chosen[::-1] if args.reverse else chosen, penalized_logp, "penalized_logp", FLOORS,
                success=lambda best, lead, sim: best > lead,
                settings_kwargs={"n_iterations": args.n_iter, "n_samples": args.n_samples},
                methods=tuple(args.methods.split(",")), max_minutes=args.max_minutes)
