@@ -141,7 +141,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     RDLogger.DisableLog("rdApp.*")
 
-    # A fixed shuffle: the first n molecules of it, so a smaller run is a prefix of a larger one.
+    # A fixed shuffle: the first n molecules of it (n after the benchmark's with --dev), so a
+    # smaller run is a prefix of a larger one.
     shuffled = moses_smiles("test").sample(frac=1.0, random_state=0)
     first = BENCHMARK_MOLECULES if args.dev else 0
     molecules = shuffled.iloc[first:first + args.n].tolist()
@@ -234,13 +235,15 @@ def main() -> None:
                 "seconds": np.mean([r["seconds"] for r in rows]) if rows else np.nan,
                 "returned": 100 * len(sims) / len(rows) if rows else np.nan}
 
+    # Settings off the editor's defaults are named in the command and the table's file name.
+    goal_flag = "" if args.goal == EditSettings.goal else ("--goal" if args.goal else "--no-goal")
     lines = [
         "# Text-guided editing: hit ratios (MoleculeSTM's evaluation)", "",
         f"Command: `.venv/bin/python benchmarks/edit_hit_ratio.py --n {args.n}{' --dev' if args.dev else ''}"
-        f"{'' if args.goal == EditSettings.goal else (' --goal' if args.goal else ' --no-goal')}"
+        f"{' ' + goal_flag if goal_flag else ''}"
         f"{f' --tasks {chr(34)}{args.tasks}{chr(34)}' if args.tasks else ''}"
         f"{' --no-analogues' if args.no_analogues else ''}` "
-        f"(generator {digest}; {'tuning molecules: n after the first 200' if args.dev else 'first n'} of a fixed "
+        f"(generator {digest}; {f'tuning molecules: n after the first {BENCHMARK_MOLECULES}' if args.dev else 'first n'} of a fixed "
         "shuffle of MOSES test, random_state 0; "
         f"similarity floor {args.min_similarity}; top edit per molecule; 2 CPU cores)", "",
         "| task | prompt | read as | molecules | loose hit % | strict hit % | mean similarity | edits returned % | s / edit "
@@ -263,8 +266,11 @@ def main() -> None:
     qed_up = next((t for t in tasks if t["kind"] == "property" and t["property"] == "qed" and t["direction"] > 0), None)
     if qed_up is not None and not isinstance(readings[qed_up["prompt"]], PromptError):
         # QED cannot exceed QED_MAX: a strict step of 0.1 is impossible above 0.8484.
-        inputs = [r["input"] for r in (done.get((readings[qed_up["prompt"]].describe(), m)) for m in molecules) if r]
-        feasible = sum(float(MEASURES["qed"](Chem.MolFromSmiles(s))) <= QED_MAX - qed_up["threshold"] for s in inputs)
+        reading = readings[qed_up["prompt"]]
+        (qed_change,) = reading.changes
+        inputs = [r["input"] for r in (done.get((reading.describe(), m)) for m in molecules) if r]
+        feasible = sum(qed_change.room(float(MEASURES["qed"](Chem.MolFromSmiles(s)))) >= qed_up["threshold"]
+                       for s in inputs)
         if inputs:
             lines += ["", f"Strict ceiling of \"{qed_up['task']}\": {feasible} of {len(inputs)} inputs "
                       f"({100 * feasible / len(inputs):.1f} %) have QED ≤ {QED_MAX - qed_up['threshold']:.4f}; "
@@ -293,7 +299,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     suffix = ("_dev" if args.dev else "") + ("_subset" if args.tasks else "")
-    suffix += ("" if args.n == 200 else f"_n{args.n}") + ("" if args.goal == EditSettings.goal else ("_goal" if args.goal else "_no_goal"))
+    suffix += ("" if args.n == BENCHMARK_MOLECULES else f"_n{args.n}") + goal_flag.replace("-", "_")[1:]
     suffix += "_no_analogues" if args.no_analogues else ""
     (RESULTS / f"edit_hit_ratio{suffix}.md").write_text(text)
 

@@ -14,6 +14,7 @@ loop settings, so results of other weights or settings are never mixed in. Metho
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import time
@@ -26,6 +27,14 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 METHODS = ("retmol", "no-retrieval", "best-of-database")
+
+
+def add_split_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--methods`` and ``--reverse``: split one benchmark over processes sharing its journal."""
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help="comma-separated subset of the methods (e.g. to run them in two processes)")
+    parser.add_argument("--reverse", action="store_true",
+                        help="take the leads last first (a second process on the same journal meets the first halfway)")
 
 
 def generator_digest(path: Path | None = None) -> str:

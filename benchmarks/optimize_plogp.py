@@ -18,7 +18,7 @@ import argparse
 
 import numpy as np
 
-from optimization_runner import METHODS, RESULTS, generator_digest, run
+from optimization_runner import METHODS, RESULTS, add_split_arguments, generator_digest, run
 
 FLOORS = [0.4, 0.6]
 
@@ -39,10 +39,7 @@ def main() -> None:
     parser.add_argument("--max-minutes", type=float, default=None)
     parser.add_argument("--n-iter", type=int, default=20)
     parser.add_argument("--n-samples", type=int, default=20)
-    parser.add_argument("--methods", default=",".join(METHODS),
-                        help="comma-separated subset of the methods (e.g. to run them in two processes)")
-    parser.add_argument("--reverse", action="store_true",
-                        help="take the leads last first (a second process on the same journal meets the first halfway)")
+    add_split_arguments(parser)
     args = parser.parse_args()
     from generation.grammar import GRAMMAR_VERSION
     from molops.objectives import penalized_logp

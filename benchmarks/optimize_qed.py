@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 
 
-from optimization_runner import METHODS, RESULTS, generator_digest, run
+from optimization_runner import METHODS, RESULTS, add_split_arguments, generator_digest, run
 
 
 def leads(n: int) -> list[str]:
@@ -52,10 +52,7 @@ def main() -> None:
     parser.add_argument("--goal", type=float, default=0.9,
                         help="OptimizeSettings.goal: exemplars are retrieved among molecules with QED >= goal "
                              "(the task's bar, as RetMol retrieves molecules meeting the criteria); 0 turns it off")
-    parser.add_argument("--methods", default=",".join(METHODS),
-                        help="comma-separated subset of the methods (e.g. to run them in two processes)")
-    parser.add_argument("--reverse", action="store_true",
-                        help="take the leads last first (a second process on the same journal meets the first halfway)")
+    add_split_arguments(parser)
     parser.add_argument("--full-runs", action="store_true",
                         help="run all iterations for every lead (default: a lead's loop stops at its first success)")
     args = parser.parse_args()

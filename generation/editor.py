@@ -118,7 +118,8 @@ def _bound_notes(reading: Interpretation, lead: str, lead_values: dict[str, floa
     """
     notes = []
     for intent in reading.changes:
-        value, room = lead_values[intent.key], intent.room(lead_values[intent.key])
+        value = lead_values[intent.key]
+        room = intent.room(value)
         extreme = "highest" if intent.direction > 0 else "lowest"
         if room <= 0:
             raise GenerationError(f"input {lead!r}: cannot {intent.describe()}: its {intent.label} is already "

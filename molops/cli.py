@@ -726,7 +726,7 @@ def edit(
         raise _fail(str(exc)) from None
     before = ", ".join(f"{k} {v:.3g}" for k, v in frame.attrs["input"].items() if k != "smiles")
     stderr.print(f"input {frame.attrs['input']['smiles']}: {before}", highlight=False)
-    for note in frame.attrs.get("notes", []):
+    for note in frame.attrs["notes"]:
         stderr.print(f"[yellow]note[/]: {note}", highlight=False)
     if frame.empty:
         stderr.print("[yellow]no valid edit met the similarity floor[/]; try --n-iter or a lower --min-similarity")
