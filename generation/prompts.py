@@ -267,23 +267,25 @@ class Intent:
     clause: str = ""
     evidence: str = ""
 
+    def _scale(self) -> tuple[str, float, float | None, float | None]:
+        """(label, strict delta, lowest, highest) of what this intent changes, for each kind of key."""
+        kind, _, name = self.key.partition(":")
+        if kind == "similarity":
+            return f"Tanimoto similarity to {name}", 0.0, 0.0, 1.0  # any gain in Tanimoto counts
+        if kind == "vina":
+            return f"Vina score for {name} (kcal/mol)", 1.0, None, None
+        prop = PROPERTIES[self.key]
+        return prop.label, prop.strict_delta, prop.lowest, prop.highest
+
     @property
     def strict_delta(self) -> float:
         """Change (in the property's units) that counts as a strict hit."""
-        if self.key.startswith("similarity:"):
-            return 0.0  # any gain in Tanimoto to the named drug
-        if self.key.startswith("vina:"):
-            return 1.0  # kcal/mol
-        return PROPERTIES[self.key].strict_delta
+        return self._scale()[1]
 
     @property
     def label(self) -> str:
         """The property's name in messages ("QED", "Tanimoto similarity to aspirin", ...)."""
-        if self.key.startswith("similarity:"):
-            return f"Tanimoto similarity to {self.key.split(':', 1)[1]}"
-        if self.key.startswith("vina:"):
-            return f"Vina score for {self.key.split(':', 1)[1]} (kcal/mol)"
-        return PROPERTIES[self.key].label
+        return self._scale()[0]
 
     def room(self, value: float) -> float:
         """How far a property now at `value` can still move the requested way (inf: unbounded).
@@ -291,12 +293,7 @@ class Intent:
         Tanimoto similarity lies in [0, 1]; QED in [0, `QED_MAX`]; TPSA and H-bond counts
         cannot go below 0; logP and Vina scores are unbounded here.
         """
-        if self.key.startswith("similarity:"):
-            lowest, highest = 0.0, 1.0
-        elif self.key.startswith("vina:"):
-            lowest = highest = None
-        else:
-            lowest, highest = PROPERTIES[self.key].lowest, PROPERTIES[self.key].highest
+        _, _, lowest, highest = self._scale()
         bound = highest if self.direction > 0 else lowest
         return math.inf if bound is None else self.direction * (bound - value)
 
