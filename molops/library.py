@@ -38,14 +38,17 @@ def load_library_index(
     """
     if library.lower() == "moses":
         path = Path(index) if index is not None else moses_index_path()
-        if path.exists():
-            return SimilarityIndex.load(path)
+        cached = _load_cached(path, log)
+        if cached is not None:
+            return cached
         log(f"building the MOSES training-set index ({path}); this takes about 2 minutes once")
         built = SimilarityIndex.from_smiles(moses_smiles("train"), progress=progress)
         built.save(path)
         return built
-    if index is not None and Path(index).exists():
-        return SimilarityIndex.load(index)
+    if index is not None:
+        cached = _load_cached(Path(index), log)
+        if cached is not None:
+            return cached
     frame = read_molecules(library, smiles_column=smiles_column)
     frame = frame[frame["error"].isna()]
     if frame.empty:
@@ -56,3 +59,15 @@ def load_library_index(
     if index is not None:
         built.save(index)
     return built
+
+
+def _load_cached(path: Path, log: Callable[[str], object]) -> SimilarityIndex | None:
+    """The index cached at `path`; None when there is none or it cannot be read (then it is rebuilt)."""
+    if not path.exists():
+        return None
+    try:
+        return SimilarityIndex.load(path)
+    except InputFileError as exc:
+        # A cache is derived data: one torn by an old kill or damaged on disk is rebuilt, not fatal.
+        log(f"the cached index is unreadable and will be rebuilt ({exc})")
+        return None

@@ -10,6 +10,8 @@ fingerprints have similarity 0.
 from __future__ import annotations
 
 import os
+import tempfile
+import zipfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -223,16 +225,24 @@ class SimilarityIndex:
         """Write the index to an uncompressed .npz file (fast to load)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as handle:  # file handle: numpy must not append '.npz'
-            np.savez(
-                handle,
-                fingerprints=self.fingerprints,
-                bit_counts=self.bit_counts,
-                smiles=self.smiles.astype(str),
-                ids=_plain_array(self.ids),
-                radius=self.radius,
-                n_bits=self.n_bits,
-            )
+        # A uniquely named temporary file, then a rename: a kill mid-write (the MOSES index is
+        # ~800 MB) or two processes building the same cache never leave a torn file behind.
+        handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
+        try:
+            with handle:  # file handle: numpy must not append '.npz'
+                np.savez(
+                    handle,
+                    fingerprints=self.fingerprints,
+                    bit_counts=self.bit_counts,
+                    smiles=self.smiles.astype(str),
+                    ids=_plain_array(self.ids),
+                    radius=self.radius,
+                    n_bits=self.n_bits,
+                )
+            os.replace(handle.name, path)
+        except BaseException:
+            Path(handle.name).unlink(missing_ok=True)
+            raise
         return path
 
     @classmethod
@@ -253,5 +263,5 @@ class SimilarityIndex:
                     radius=int(data["radius"]),
                     n_bits=int(data["n_bits"]),
                 )
-        except (KeyError, ValueError, OSError) as exc:
+        except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:  # e.g. a truncated file
             raise InputFileError(f"{path}: not a molops similarity index: {exc}") from None

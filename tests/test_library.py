@@ -36,3 +36,19 @@ def test_file_library_with_names_and_saved_index(tmp_path):
     empty.write_text("CX\n")
     with pytest.raises(InputFileError, match="no readable molecule"):
         library.load_library_index(str(empty))
+
+
+def test_torn_cached_index_is_rebuilt_and_saving_leaves_no_temporary_file(tmp_path):
+    path = tmp_path / "lib.smi"
+    path.write_text(f"{ASPIRIN} aspirin\nCCO ethanol\n")
+    index_path = tmp_path / "lib.npz"
+    library.load_library_index(str(path), index=index_path)
+    assert {p.name for p in tmp_path.iterdir()} == {"lib.smi", "lib.npz"}  # written by rename: no .tmp left
+    # A kill during an old, non-atomic write: the file holds only its first bytes.
+    index_path.write_bytes(index_path.read_bytes()[:100])
+    with pytest.raises(InputFileError, match="not a molops similarity index"):
+        library.SimilarityIndex.load(index_path)
+    messages: list[str] = []
+    rebuilt = library.load_library_index(str(path), index=index_path, log=messages.append)
+    assert list(rebuilt.ids) == ["aspirin", "ethanol"] and "rebuilt" in messages[0]
+    assert list(library.SimilarityIndex.load(index_path).ids) == ["aspirin", "ethanol"]  # the cache is whole again
