@@ -136,10 +136,11 @@ class RetrievalGenerator(nn.Module):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         from generation.seq2seq import half_weights
+        from molops.runfiles import save_atomic
 
-        torch.save({"seq2seq_config": asdict(self.seq2seq.config), "vocabulary": self.tokenizer.tokens,
-                    "seq2seq": half_weights(self.seq2seq), "fusion_config": self.fusion.to_dict(),
-                    "fusion": half_weights(self.fusion), "metadata": metadata}, path)
+        save_atomic({"seq2seq_config": asdict(self.seq2seq.config), "vocabulary": self.tokenizer.tokens,
+                     "seq2seq": half_weights(self.seq2seq), "fusion_config": self.fusion.to_dict(),
+                     "fusion": half_weights(self.fusion), "metadata": metadata}, path)
 
     @classmethod
     def load(cls, path, device: str | torch.device = "cpu") -> RetrievalGenerator:

@@ -85,8 +85,10 @@ def build_moses_properties(
     # float16 keeps QED to ~5e-4 and SA/logP to ~8e-3 (plenty for retrieval), at 12.7 MB.
     arrays = {c: np.concatenate([np.asarray(v, dtype=np.float16) for v in done[c]]) for c in PROPERTY_COLUMNS}
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as handle:
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "wb") as handle:  # then a rename: a kill mid-write leaves no torn table
         np.savez_compressed(handle, n=len(smiles), **arrays)
+    partial.replace(path)
     journal.unlink(missing_ok=True)
     return path
 

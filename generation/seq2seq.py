@@ -24,6 +24,7 @@ from transformers.modeling_outputs import BaseModelOutput
 
 from generation.errors import GenerationError
 from generation.tokenizer import SmilesTokenizer
+from molops.runfiles import save_atomic
 
 __all__ = ["Seq2SeqConfig", "MoleculeSeq2Seq"]
 
@@ -180,8 +181,9 @@ class MoleculeSeq2Seq(torch.nn.Module):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         weights = half_weights(self) if half else self.state_dict()
-        torch.save({"config": asdict(self.config), "vocabulary": self.tokenizer.tokens,
-                    "state_dict": weights, "metadata": metadata}, path)
+        # Through a temporary file and a rename: a kill mid-write never leaves torn weights.
+        save_atomic({"config": asdict(self.config), "vocabulary": self.tokenizer.tokens,
+                     "state_dict": weights, "metadata": metadata}, path)
         return path
 
     @classmethod
