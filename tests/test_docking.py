@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -135,6 +136,11 @@ def test_batch_records_failures_per_row_and_resumes(tmp_path, monkeypatch):
     best = [m for m in records if int(m.GetProp("key")) == 0 and m.GetIntProp("pose") == 1]
     assert len(best) == 1
     assert best[0].GetDoubleProp("vina_score_kcal_mol") == pytest.approx(full["vina_score_kcal_mol"].iloc[0])
+    # Resuming under other settings or another target is refused instead of mixing results.
+    with pytest.raises(DockingError, match=r"other settings \(ph: 7.4 then, 6.0 now\)"):
+        dock_library(ligands, "DRD2", out=out, settings=replace(QUICK, ph=6.0), processes=False, progress=False)
+    with pytest.raises(DockingError, match="target: DRD2 .* then, ESR1"):
+        dock_library(ligands, "ESR1", out=out, settings=QUICK, processes=False, progress=False)
     # A journal from another ligand list is refused instead of mixing results.
     with pytest.raises(DockingError, match="another ligand list"):
         dock_library(["CCO"], "DRD2", out=out, settings=QUICK, processes=False, progress=False)
@@ -232,3 +238,9 @@ def test_equal_seeds_give_equal_results_in_fresh_dockers():
     first = VinaDocker("DRD2", settings).dock_molecule("CN1CCCC1c1cccnc1").scores_kcal_mol
     second = VinaDocker("DRD2", settings).dock_molecule("CN1CCCC1c1cccnc1").scores_kcal_mol
     assert first == second
+
+
+@pytest.mark.parametrize("ph", [float("nan"), 25.0, -1.0])
+def test_impossible_ph_is_refused(ph):
+    with pytest.raises(DockingError, match="pH .* outside"):
+        DockingSettings(ph=ph)

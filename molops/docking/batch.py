@@ -7,6 +7,8 @@ Vina thread, so the cores work on different ligands instead of sharing one.
 Files written while the batch runs:
 - ``<out>.journal.jsonl``: one JSON line per finished ligand, flushed at once; restarting the
   same command skips every ligand already there (the truth on disk if a run is killed);
+- ``<out>.journal.settings.json``: the target (content hash) and Vina settings the journal was
+  written with; a resume under other settings is refused instead of mixing results;
 - ``out`` (Parquet): rows written in row groups as they arrive and completed at the end;
 - ``poses`` (SDF, optional): every pose of every docked ligand, appended as it arrives, with
   ``key``, ``name``, ``pose`` and ``vina_score_kcal_mol`` properties.
@@ -14,8 +16,10 @@ Files written while the batch runs:
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+from dataclasses import asdict
 from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
@@ -150,6 +154,28 @@ def _keep_finished_poses(poses: Path, finished: set[int]) -> None:
     poses.write_text("".join(kept))
 
 
+def _check_run_settings(journal: Path, target: Target, settings: DockingSettings) -> None:
+    """Refuse to resume a journal written for another target or other settings; record them."""
+    # Threads per ligand change speed, not results: a resume may use another count.
+    current = {"target": target.name, "target_key": target.key,
+               "settings": {k: v for k, v in asdict(settings).items() if k != "cpu"}}
+    record = journal.with_name(journal.name.removesuffix(".jsonl") + ".settings.json")
+    if journal.exists() and record.exists():
+        before = json.loads(record.read_text())
+        if before != current:
+            changed = [f"{k}: {before['settings'].get(k)!r} then, {v!r} now" for k, v in current["settings"].items()
+                       if before["settings"].get(k) != v]
+            if before.get("target_key") != current["target_key"]:
+                changed.insert(0, f"target: {before.get('target')} ({before.get('target_key')}) then, "
+                                  f"{target.name} ({target.key}) now")
+            raise DockingError(
+                f"{journal} was written with other settings ({'; '.join(changed)}); resuming would mix "
+                "results: use the same settings, or remove it or choose another --out to start afresh"
+            )
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(current, indent=1) + "\n")
+
+
 def dock_library(
     ligands: Iterable[str | Chem.Mol] | pd.DataFrame,
     target: Target | str,
@@ -170,7 +196,8 @@ def dock_library(
             failed to parse are reported as failed rows, not dropped).
         target: a dockstring name ("DRD2") or a `Target` (e.g. from `prepare_receptor`).
         out: results Parquet file; its journal ``<out>.journal.jsonl`` makes the job resumable:
-            running the same call again docks only ligands without a row.
+            running the same call again docks only ligands without a row (refused, with a
+            `DockingError`, when the target or settings differ from the journal's).
         poses: optional SDF of all poses with the score in ``vina_score_kcal_mol``.
         settings: Vina settings (default: exhaustiveness 8, 9 poses, 1 thread per worker).
         scheduler: None (a LocalCluster of `n_workers` processes), a scheduler address, or a
@@ -189,6 +216,7 @@ def dock_library(
     items = list(_items(ligands))
     by_key = dict(enumerate(items))
 
+    _check_run_settings(journal, target, settings)
     previous = read_journal(journal)
     for row in previous:
         item = by_key.get(row["key"])

@@ -73,6 +73,8 @@ class DockingSettings:
             )
         if not 0 < self.spacing <= 1.0:
             raise DockingError(f"grid spacing {self.spacing} Å is outside (0, 1]")
+        if self.ph is not None and not 0.0 <= self.ph <= 14.0:  # also refuses NaN
+            raise DockingError(f"pH {self.ph} is outside [0, 14]")
 
 
 @dataclass
