@@ -100,6 +100,8 @@ class SimilarityIndex:
         smiles: [n] the library's SMILES, in index order.
         ids: [n] the library's identifiers (default: positions in the input).
         failures: (input position, reason) of library entries that could not be indexed.
+        source: what the index was built from (e.g. a library file's SHA-256), so a cached
+            index is never used for another library; "" when unknown.
     """
 
     fingerprints: np.ndarray
@@ -109,6 +111,7 @@ class SimilarityIndex:
     radius: int = 2
     n_bits: int = 2048
     failures: tuple[tuple[int, str], ...] = ()
+    source: str = ""
 
     def __len__(self) -> int:
         return len(self.smiles)
@@ -238,6 +241,7 @@ class SimilarityIndex:
                     ids=_plain_array(self.ids),
                     radius=self.radius,
                     n_bits=self.n_bits,
+                    source=self.source,
                 )
             os.replace(handle.name, path)
         except BaseException:
@@ -262,6 +266,7 @@ class SimilarityIndex:
                     ids=data["ids"],
                     radius=int(data["radius"]),
                     n_bits=int(data["n_bits"]),
+                    source=str(data["source"]) if "source" in data.files else "",
                 )
         except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:  # e.g. a truncated file
             raise InputFileError(f"{path}: not a molops similarity index: {exc}") from None

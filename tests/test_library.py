@@ -38,17 +38,32 @@ def test_file_library_with_names_and_saved_index(tmp_path):
         library.load_library_index(str(empty))
 
 
-def test_torn_cached_index_is_rebuilt_and_saving_leaves_no_temporary_file(tmp_path):
-    path = tmp_path / "lib.smi"
-    path.write_text(f"{ASPIRIN} aspirin\nCCO ethanol\n")
-    index_path = tmp_path / "lib.npz"
-    library.load_library_index(str(path), index=index_path)
-    assert {p.name for p in tmp_path.iterdir()} == {"lib.smi", "lib.npz"}  # written by rename: no .tmp left
+def test_cached_indexes_are_rebuilt_when_torn_or_stale_and_user_files_are_never_overwritten(tmp_path, monkeypatch):
+    monkeypatch.setenv("MOLOPS_CACHE", str(tmp_path / "cache"))
+    subset = moses_smiles("train").iloc[:50]
+    monkeypatch.setattr(library, "moses_smiles", lambda split: subset)
+    library.load_library_index("moses")
+    cache = library.moses_index_path()
+    assert [p.name for p in cache.parent.iterdir()] == [cache.name]  # written by rename: no .tmp left
     # A kill during an old, non-atomic write: the file holds only its first bytes.
-    index_path.write_bytes(index_path.read_bytes()[:100])
+    cache.write_bytes(cache.read_bytes()[:100])
     with pytest.raises(InputFileError, match="not a molops similarity index"):
-        library.SimilarityIndex.load(index_path)
+        library.SimilarityIndex.load(cache)
     messages: list[str] = []
-    rebuilt = library.load_library_index(str(path), index=index_path, log=messages.append)
-    assert list(rebuilt.ids) == ["aspirin", "ethanol"] and "rebuilt" in messages[0]
-    assert list(library.SimilarityIndex.load(index_path).ids) == ["aspirin", "ethanol"]  # the cache is whole again
+    assert len(library.load_library_index("moses", log=messages.append)) == 50
+    assert "unreadable and will be rebuilt" in messages[0]
+    assert len(library.SimilarityIndex.load(cache)) == 50  # the cache is whole again
+
+    first, second = tmp_path / "first.smi", tmp_path / "second.smi"
+    first.write_text(f"{ASPIRIN} aspirin\nCCO ethanol\n")
+    second.write_text("c1ccccc1 benzene\n")
+    index_path = tmp_path / "lib.npz"
+    library.load_library_index(str(first), index=index_path)
+    messages.clear()
+    other = library.load_library_index(str(second), index=index_path, log=messages.append)
+    assert list(other.ids) == ["benzene"] and "another library" in messages[0]  # never the stale neighbours
+    assert list(library.load_library_index(str(second), index=index_path).ids) == ["benzene"]
+    # A file that is not an index (here the user's own library) is refused, not overwritten.
+    with pytest.raises(InputFileError, match="left as it is"):
+        library.load_library_index(str(second), index=first)
+    assert first.read_text().startswith(ASPIRIN)
