@@ -24,7 +24,8 @@ from transformers.modeling_outputs import BaseModelOutput
 
 from generation.errors import GenerationError
 from generation.tokenizer import SmilesTokenizer
-from molops.runfiles import save_atomic
+from molops.errors import InputFileError
+from molops.runfiles import load_torch_file, save_atomic
 
 __all__ = ["Seq2SeqConfig", "MoleculeSeq2Seq"]
 
@@ -91,7 +92,10 @@ def read_checkpoint(path: str | Path, tokenizer: SmilesTokenizer) -> dict[str, A
     path = Path(path)
     if not path.exists():
         raise GenerationError(f"generator file {path} does not exist")
-    payload = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        payload = load_torch_file(path, "generator", keys=("vocabulary",))
+    except InputFileError as exc:
+        raise GenerationError(str(exc)) from None
     if payload.get("vocabulary") != tokenizer.tokens:
         raise GenerationError(f"{path}: trained with another vocabulary than generation/vocab.txt")
     return payload

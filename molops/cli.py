@@ -20,10 +20,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from molops.errors import ChemToolkitError
+from molops.errors import ChemToolkitError, InputFileError
 from rdkit import Chem
 
-from molops.io import READERS, mol_to_smiles, read_molecules, to_mol, write_molecules
+from molops.io import READERS, mol_to_smiles, output_format, read_molecules, to_mol, write_molecules
 
 app = typer.Typer(
     name="molops",
@@ -49,7 +49,24 @@ HEADERS = {
 }
 
 InputArg = Annotated[str, typer.Argument(help="A SMILES string or a molecule file (.smi/.csv/.sdf/.mol2/.pdb/.xyz).")]
-OutOption = Annotated[Optional[Path], typer.Option("--out", "-o", help="Output file; format from the extension (.csv/.parquet/.sdf/.smi).")]
+def _checked_out(path: Path | None) -> Path | None:
+    """--out is checked before any work: a bad path must not cost a finished computation."""
+    if path is None:
+        return None
+    if path.is_dir():
+        raise typer.BadParameter(f"{path} is a folder; give a file name such as {path / 'results.csv'}")
+    try:
+        output_format(path)
+    except ChemToolkitError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise typer.BadParameter(f"{parent} is a file, so {path} cannot be created")
+    return path
+
+
+OutOption = Annotated[Optional[Path], typer.Option("--out", "-o", callback=_checked_out,
+                                                   help="Output file; format from the extension (.csv/.parquet/.sdf/.smi).")]
 SmilesColumn = Annotated[Optional[str], typer.Option("--smiles-column", help="SMILES column of a .csv/.tsv input.")]
 
 
@@ -82,7 +99,10 @@ def _looks_like_file(text: str) -> bool:
 def load_input(value: str, smiles_column: str | None = None) -> pd.DataFrame:
     """Molecules of a CLI INPUT (a file path or one SMILES) as a `read_molecules` frame."""
     if _looks_like_file(value):
-        return read_molecules(value, smiles_column=smiles_column)
+        frame = read_molecules(value, smiles_column=smiles_column)
+        if frame.empty:
+            raise InputFileError(f"{value}: no molecules (the file is empty or holds only a header)")
+        return frame
     return pd.DataFrame({"smiles": [value], "mol": [to_mol(value)], "error": [None]})
 
 
@@ -109,7 +129,10 @@ def _finish(frame: pd.DataFrame, out: Path | None, what: str) -> None:
     failed = int(frame["error"].notna().sum()) if "error" in frame.columns else 0
     if out is not None:
         write_molecules(frame, out)
-        console.print(f"wrote {len(frame) - failed} {what} to {out}")
+        if output_format(out) in (".csv", ".parquet"):  # tables keep the failed rows with their error
+            console.print(f"wrote {len(frame)} rows to {out}" + (f" ({failed} of them failed)" if failed else ""))
+        else:  # molecule files hold only the molecules that succeeded
+            console.print(f"wrote {len(frame) - failed} {what} to {out}")
     if failed:
         first = escape(str(frame["error"].dropna().iloc[0]))
         stderr.print(f"[yellow]{failed} of {len(frame)} failed[/]; first error: {first}", highlight=False)
@@ -742,7 +765,12 @@ def edit(
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    try:
+        app()
+    except ChemToolkitError as exc:
+        # A toolkit error that a verb did not report itself still reads as a message, not a traceback.
+        _fail(str(exc))
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ import pandas as pd
 from distributed import Client, LocalCluster, as_completed
 from tqdm.auto import tqdm
 
+from molops.errors import ChemToolkitError
 from molops.table import object_column
 
 __all__ = ["dask_client", "map_items", "read_journal"]
@@ -63,6 +64,8 @@ def dask_client(
     if isinstance(scheduler, Client):
         yield scheduler
         return
+    if n_workers is not None and n_workers < 1:  # LocalCluster would wait for them forever
+        raise ChemToolkitError(f"number of workers {n_workers} must be at least 1")
     if isinstance(scheduler, str):
         with Client(scheduler) as client:
             yield client

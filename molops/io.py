@@ -19,6 +19,7 @@ import gzip
 import io
 import re
 import threading
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ __all__ = [
     "to_mol",
     "check_elements",
     "read_molecules",
+    "output_format",
     "read_molecule",
     "write_molecules",
     "mol_to_smiles",
@@ -263,6 +265,8 @@ def _read_table(path: Path, smiles_column: str | None = None, **_: Any) -> Itera
     sep = "\t" if path.name.removesuffix(".gz").endswith(".tsv") else ","
     try:
         frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise InputFileError(f"{path}: empty file (no header, no rows)") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise InputFileError(f"{path}: not a readable table: {exc}") from None
     column = _find_smiles_column(frame.columns, smiles_column, path)
@@ -445,7 +449,19 @@ def iter_molecules(path: str | Path, **options: Any) -> Iterator[_Record]:
     """Yield records lazily (for files larger than memory). Options as in `read_molecules`."""
     path = existing_file(path)
     reader = READERS[_format_of(path, READERS)]
-    yield from reader(path, **options)
+    try:
+        yield from reader(path, **options)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:  # e.g. plain text named .gz, a cut download
+        raise InputFileError(f"{path}: not a readable gzip file ({exc})") from None
+
+
+def output_format(path: str | Path) -> str:
+    """The `write_molecules` format of `path` (".csv", ".sdf", ...).
+
+    Raises:
+        InputFileError: the extension names no format `write_molecules` can write.
+    """
+    return _format_of(Path(path), WRITERS)
 
 
 def read_molecules(

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["append_csv", "interrupt_on_terminate", "read_yaml_options", "save_atomic"]
+__all__ = ["append_csv", "interrupt_on_terminate", "load_torch_file", "read_yaml_options", "save_atomic"]
 
 
 @contextlib.contextmanager
@@ -41,6 +41,30 @@ def save_atomic(state: Any, path: str | Path) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
+
+
+def load_torch_file(path: str | Path, what: str, keys: Iterable[str] = ()) -> dict[str, Any]:
+    """The dict a `save_atomic`/`torch.save` file holds, with `keys` present.
+
+    Raises:
+        InputFileError: no such file, or not a readable `what` file (truncated, another
+            format, or missing one of `keys`); the message names the file.
+    """
+    import torch
+
+    from molops.errors import InputFileError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"{path}: no such {what} file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # unpickling a foreign or torn file can raise almost anything
+        raise InputFileError(f"{path}: not a readable {what} file ({type(exc).__name__}: {exc})") from None
+    missing = [k for k in keys if not isinstance(payload, dict) or k not in payload]
+    if missing:
+        raise InputFileError(f"{path}: not a {what} file (no {', '.join(missing)})")
+    return payload
 
 
 def append_csv(path: str | Path, row: dict[str, Any]) -> None:

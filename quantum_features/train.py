@@ -33,7 +33,7 @@ from torch.utils.data.distributed import DistributedSampler
 from torch_geometric.loader import DataLoader
 from tqdm.auto import tqdm
 
-from molops.runfiles import append_csv, save_atomic
+from molops.runfiles import append_csv, load_torch_file, save_atomic
 from quantum_features.epochs import EpochProgress
 from quantum_features.model import INTENSIVE_TARGETS, TARGETS, ModelConfig, OrbitalPropertyNet, options_from_dict
 
@@ -269,10 +269,7 @@ def train(config: TrainConfig | str | Path, *, progress: bool = True) -> dict[st
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> OrbitalPropertyNet:
     """A model from a checkpoint or exported weights file, in eval mode."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such model file")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = load_torch_file(path, "model", keys=("model", "model_config"))
     model = OrbitalPropertyNet(ModelConfig.from_dict(state["model_config"]))
     model.load_state_dict(state["model"])
     return model.to(device).eval()

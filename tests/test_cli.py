@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -54,7 +55,54 @@ def test_describe_file_writes_every_row_with_errors(tmp_path):
     assert table["std_smiles"].iloc[2] == "CC(=O)O"  # standardised before describing
     assert table["qed"].iloc[0] == pytest.approx(0.5501, abs=1e-4)
     assert "line 3" in table["error"].iloc[1] and "Pt" in table["error"].iloc[3]
-    assert "2 of 4 failed" in result.output
+    assert "2 of 4 failed" in result.output and "wrote 4 rows" in result.output  # the table keeps failed rows
+
+
+def unboxed(text: str) -> str:
+    """Click's usage errors come in a rich box that wraps lines: its words, single-spaced."""
+    return " ".join(re.sub("[│╭╮╰╯─]", " ", text).split())
+
+
+def test_bad_files_and_output_paths_are_reported_before_any_work(tmp_path, monkeypatch):
+    from molops import descriptors
+
+    # An output the writer cannot produce must fail before the computation, not after it.
+    monkeypatch.setattr(descriptors, "describe", lambda frame: pytest.fail("computed before checking --out"))
+    (tmp_path / "folder.csv").mkdir()
+    for out, reason in [("out.xyz", "unknown format '.xyz'"), (str(tmp_path / "folder.csv"), "is a folder")]:
+        result = run("describe", ASPIRIN, "-o", out)
+        assert result.exit_code == 2 and reason in unboxed(result.output)
+    blocker = tmp_path / "file.smi"
+    blocker.write_text("CCO\n")
+    result = run("describe", ASPIRIN, "-o", str(blocker / "x.csv"))
+    assert result.exit_code == 2 and "is a file" in unboxed(result.output)
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "header.csv").write_text("smiles,name\n")
+    (tmp_path / "plain.smi.gz").write_text("CCO ethanol\n")
+    for name, reason in [("empty.csv", "empty file"), ("header.csv", "no molecules"),
+                         ("plain.smi.gz", "not a readable gzip file")]:
+        result = run("describe", str(tmp_path / name))
+        assert result.exit_code == 1 and reason in result.output and name in result.output
+
+
+def test_toolkit_errors_escaping_a_verb_print_a_message_not_a_traceback(tmp_path, monkeypatch, capsys):
+    from molops import cli, descriptors
+    from molops.errors import ChemToolkitError
+
+    (tmp_path / "junk.pt").write_text("not weights")
+    result = run("predict", "CCO", "--model", str(tmp_path / "junk.pt"))
+    assert result.exit_code == 1 and "not a readable model file" in result.output
+
+    def fails(frame):
+        raise ChemToolkitError("a reason the verb did not foresee")
+
+    monkeypatch.setattr(descriptors, "describe", fails)
+    monkeypatch.setattr(sys, "argv", ["molops", "describe", "CCO"])
+    with pytest.raises(SystemExit) as stopped:
+        cli.main()
+    assert stopped.value.code == 1
+    captured = capsys.readouterr()
+    assert "a reason the verb did not foresee" in captured.err and "Traceback" not in captured.err
 
 
 def test_bad_single_input_exits_non_zero(tmp_path):

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from distributed import LocalCluster
 
-from molops.distributed import map_items, read_journal
+from molops.distributed import dask_client, map_items, read_journal
+from molops.errors import ChemToolkitError
 from molops.descriptors import sa_score
 
 
@@ -141,3 +142,10 @@ def test_killed_run_resumes_without_redoing_work(tmp_path):
     assert frame["error"].isna().all()
     lines = [json.loads(line) for line in journal.read_text().splitlines() if line.strip()]
     assert sorted(row["key"] for row in lines) == list(range(40))
+
+
+@pytest.mark.parametrize("n_workers", [0, -2])
+def test_impossible_worker_counts_are_refused_instead_of_waiting_forever(n_workers):
+    with pytest.raises(ChemToolkitError, match="must be at least 1"):
+        with dask_client(n_workers=n_workers):
+            pass
