@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from generation.errors import GenerationError, check_count, check_similarity
 from generation.fusion import RetrievalGenerator
 from generation.retrieval import ExemplarDatabase, molecule_properties
+from molops.descriptors import QED_MAX, SA_RANGE
 from molops.errors import ChemToolkitError, describe_input
 from molops.objectives import Objective
 from molops.similarity import SimilarityIndex
@@ -68,6 +69,17 @@ class Constraint:
     column: str
     minimum: float = -math.inf
     maximum: float = math.inf
+
+    def __post_init__(self) -> None:
+        if math.isnan(self.minimum) or math.isnan(self.maximum):
+            raise GenerationError(f"constraint on {self.column}: a bound is NaN")
+        # A bound no molecule can meet would only end the run with nothing found.
+        lowest, highest = {"qed": (0.0, QED_MAX), "sa_score": SA_RANGE}.get(self.column, (-math.inf, math.inf))
+        if self.minimum > min(self.maximum, highest) or self.maximum < max(self.minimum, lowest):
+            raise GenerationError(
+                f"constraint {self} can never be met"
+                + (f": {self.column} lies in [{lowest:g}, {highest:g}]" if math.isfinite(highest) else "")
+            )
 
     def holds(self, values: np.ndarray) -> np.ndarray:
         values = np.asarray(values, dtype=float)

@@ -40,6 +40,7 @@ import numpy as np
 from rdkit import Chem
 
 from generation.errors import GenerationError
+from molops.descriptors import QED_MAX
 
 __all__ = [
     "EditableProperty", "Intent", "Interpretation", "PromptError", "PROPERTIES", "interpret", "resolve_drug",
@@ -120,10 +121,6 @@ class EditableProperty:
     highest: float | None = None
 
 
-#: An upper bound of RDKit's QED (mean weights): every desirability function at its best
-#: value over the values its property can take (integer counts for HBA, HBD, ROTB, AROM,
-#: ALERTS): 0.9484. No molecule can gain 0.1 QED from above 0.8484.
-QED_MAX = 0.9484
 
 
 PROPERTIES: dict[str, EditableProperty] = {

@@ -229,6 +229,8 @@ def similar(
     """Nearest neighbours by Tanimoto similarity (Morgan r=2, 2048 bits) in a library."""
     from molops.library import load_library_index
 
+    if k < 1 or not 0.0 <= min_similarity <= 1.0:
+        raise _fail(f"-k ({k}) must be at least 1 and --min-similarity ({min_similarity}) in [0, 1]")
     try:
         queries = load_input(query, smiles_column)
         library_index = load_library_index(library, index=index, smiles_column=smiles_column,
@@ -606,6 +608,8 @@ def screen(
     from molops.screening import screen as run_screen
 
     column, _, direction = preselect.partition(":")
+    if direction not in ("", "min", "max"):
+        raise _fail(f"--preselect {preselect!r}: the suffix must be ':min' or ':max'")
     try:
         settings = ScreenSettings(
             target=target, filters=tuple(f.strip() for f in filters.split(",") if f.strip()),

@@ -81,6 +81,10 @@ class ConformerOptions:
             )
         if self.n_conformers < 1:
             raise ValueError(f"n_conformers must be at least 1, got {self.n_conformers}")
+        if not self.prune_rms_angstrom >= 0:  # also refuses NaN
+            raise ValueError(f"prune_rms_angstrom must be ≥ 0 Å, got {self.prune_rms_angstrom}")
+        if self.energy_window_kcal_mol is not None and not self.energy_window_kcal_mol >= 0:
+            raise ValueError(f"energy_window_kcal_mol must be ≥ 0 kcal/mol (or None), got {self.energy_window_kcal_mol}")
 
 
 @dataclass(frozen=True)

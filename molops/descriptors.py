@@ -31,7 +31,14 @@ from molops.errors import describe_input
 from molops.io import ORGANIC_ELEMENTS, check_elements, mol_to_smiles, to_mol
 from molops.table import apply_rows, molecule_frame
 
-__all__ = ["MolecularDescriptors", "compute_descriptors", "describe", "penalized_logp", "sa_score"]
+__all__ = ["QED_MAX", "SA_RANGE", "MolecularDescriptors", "compute_descriptors", "describe", "penalized_logp", "sa_score"]
+
+#: An upper bound of RDKit's QED (mean weights): every desirability function at its best
+#: value over the values its property can take (integer counts for HBA, HBD, ROTB, AROM,
+#: ALERTS): 0.9484. No molecule can gain 0.1 QED from above 0.8484.
+QED_MAX = 0.9484
+#: The synthetic-accessibility score's scale (Ertl & Schuffenhauer): 1 easy … 10 hard.
+SA_RANGE = (1.0, 10.0)
 
 # ZINC-250k statistics used by JT-VAE's penalised logP (signs as in the reference code).
 _LOGP_MEAN, _LOGP_STD = 2.4570953396190123, 1.434324401111988

@@ -93,6 +93,13 @@ class ScreenSettings:
             raise ValueError(f"unknown property(ies) {sorted(unknown)}; choose from {', '.join(PREDICTABLE)}")
         if self.preselect_direction not in ("maximize", "minimize"):
             raise ValueError("preselect_direction must be 'maximize' or 'minimize'")
+        from molops.descriptors import DESCRIPTOR_COLUMNS
+
+        # Checked here, not after the whole library has been described.
+        rankable = [*DESCRIPTOR_COLUMNS, *(_PREDICTION_COLUMNS[p] for p in self.predict)]
+        if self.preselect not in rankable:
+            raise ValueError(f"preselect column {self.preselect!r} is not in the screen table; choose from "
+                             f"{', '.join(rankable)} (predicted columns need --predict)")
         if self.chunk_size < 1 or self.dock_top < 0:
             raise ValueError("chunk_size must be ≥ 1 and dock_top ≥ 0")
 

@@ -209,6 +209,8 @@ class SimilarityIndex:
             DataFrame with ``rank`` (1 = most similar), ``id``, ``smiles``, ``similarity``.
         """
         sims = self.similarities(query)
+        if k < 1 or not 0.0 <= min_similarity <= 1.0:  # NaN too
+            raise ValueError(f"k ({k}) must be ≥ 1 and min_similarity ({min_similarity}) in [0, 1]")
         k = min(k, len(sims))
         if k <= 0:
             return pd.DataFrame(columns=["rank", "id", "smiles", "similarity"])

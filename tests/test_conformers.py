@@ -82,6 +82,10 @@ def test_bad_inputs_and_options():
         ConformerOptions(force_field="GAFF")
     with pytest.raises(TypeError, match="unknown conformer option"):
         generate_conformers("CCO", n_confs=3)
+    with pytest.raises(ValueError, match="prune_rms_angstrom must be ≥ 0"):
+        ConformerOptions(prune_rms_angstrom=-1.0)
+    with pytest.raises(ValueError, match="energy_window_kcal_mol must be ≥ 0"):
+        ConformerOptions(energy_window_kcal_mol=float("nan"))
 
 
 def test_mirror_image_conformers_of_achiral_molecules_are_pruned():

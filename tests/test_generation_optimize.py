@@ -48,6 +48,17 @@ def test_loop_improves_the_objective_within_the_similarity_floor(generator):
     assert {"smiles", "qed", "similarity"} <= set(seen_rows[-1][0])
 
 
+@pytest.mark.parametrize("bounds, message", [
+    ({"column": "qed", "minimum": 2.0}, r"qed ≥ 2 can never be met: qed lies in \[0, 0.9484\]"),
+    ({"column": "sa_score", "maximum": -1.0}, r"can never be met: sa_score lies in \[1, 10\]"),
+    ({"column": "logp", "minimum": 3.0, "maximum": 1.0}, "can never be met"),
+    ({"column": "qed", "minimum": float("nan")}, "a bound is NaN"),
+])
+def test_constraints_no_molecule_can_meet_are_refused(bounds, message):
+    with pytest.raises(GenerationError, match=message):
+        Constraint(**bounds)
+
+
 def test_constraints_are_respected_and_the_ablation_runs_without_a_database(generator):
     settings = OptimizeSettings(n_iterations=3, n_samples=16, top_k=3, noise_std=1.5, min_similarity=0.0,
                                 constraints=(Constraint("qed", minimum=0.55),), use_retrieval=False,

@@ -80,6 +80,9 @@ def test_bad_settings_and_inputs_are_refused(library, tmp_path):
 
     with pytest.raises(ValueError, match="unknown filter"):
         ScreenSettings(filters=("ro3",))
+    with pytest.raises(ValueError, match="preselect column 'gap_ev' .* need --predict"):
+        ScreenSettings(preselect="gap_ev")  # known before stage 1 runs, not after it
+    assert ScreenSettings(preselect="gap_ev", predict=("gap",)).preselect == "gap_ev"
     with pytest.raises(ChemToolkitError, match="does not exist|no such|not found"):
         screen(tmp_path / "missing.smi", tmp_path / "x.parquet", progress=False)
     with pytest.raises(ValueError, match="Parquet"):

@@ -43,6 +43,9 @@ def test_search_limits(library):
     index = SimilarityIndex.from_smiles(library[:20])
     assert len(index.search(ASPIRIN, k=100)) == 20
     assert (index.search(ASPIRIN, k=20, min_similarity=0.3)["similarity"] >= 0.3).all()
+    for k, floor in [(0, 0.0), (-3, 0.0), (5, 1.5), (5, float("nan"))]:
+        with pytest.raises(ValueError, match="must be ≥ 1 and min_similarity"):
+            index.search(ASPIRIN, k=k, min_similarity=floor)
 
 
 def test_parallel_build_equals_serial_and_save_load(tmp_path, library):
