@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -141,6 +141,43 @@ class ExemplarDatabase:
             position, reason = index.failures[0]
             raise GenerationError(f"exemplar {smiles[position]!r} cannot be read: {reason}")
         return cls(index, properties if properties is not None else molecule_properties(list(smiles)))
+
+    @classmethod
+    def from_file(
+        cls, path: str | Path, *, smiles_column: str | None = None, log: Callable[[str], object] = lambda message: None
+    ) -> ExemplarDatabase:
+        """A database of a molecule file's molecules that the generator can read.
+
+        Rows that do not parse, or hold a token the generator never learnt (e.g. [Xe], [Si]),
+        are skipped; `log` gets how many and the first reason.
+
+        Raises:
+            InputFileError: the file is missing or unreadable.
+            GenerationError: no row of the file can serve as an exemplar.
+        """
+        from generation.tokenizer import SmilesTokenizer
+        from molops.io import read_molecules
+
+        frame = read_molecules(path, smiles_column=smiles_column)
+        tokenizer = SmilesTokenizer()
+        usable, reasons = [], []
+        for record, mol, error in zip(frame["record"], frame["mol"], frame["error"]):
+            if error is not None:
+                reasons.append(error)
+                continue
+            smiles = Chem.MolToSmiles(mol, isomericSmiles=False)  # the generator's own notation
+            try:
+                tokenizer.encode(smiles)
+            except GenerationError as exc:
+                reasons.append(f"{path}, record {record}: {exc}")
+                continue
+            usable.append(smiles)
+        if reasons:
+            log(f"{path}: {len(reasons)} of {len(frame)} rows skipped as exemplars; first: {reasons[0]}")
+        if not usable:
+            raise GenerationError(f"{path}: no row can serve as an exemplar"
+                                  + (f" (first problem: {reasons[0]})" if reasons else " (no molecules)"))
+        return cls.from_smiles(usable)
 
     @classmethod
     def moses(cls) -> ExemplarDatabase:

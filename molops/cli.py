@@ -647,9 +647,7 @@ def _exemplar_database(library: str, no_retrieval: bool):
         return None
     from generation.retrieval import ExemplarDatabase
 
-    exemplars = read_molecules(library)
-    exemplars = exemplars[exemplars["error"].isna()]
-    return ExemplarDatabase.from_smiles([Chem.MolToSmiles(m, isomericSmiles=False) for m in exemplars["mol"]])
+    return ExemplarDatabase.from_file(library, log=lambda message: stderr.print(f"[yellow]{escape(message)}[/]"))
 
 
 @app.command()

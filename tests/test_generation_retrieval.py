@@ -51,3 +51,16 @@ def test_cached_similarities_stay_exact_as_the_database_grows():
     grown = database.similarities(query)  # cached part for the first index, fresh scan of the new one
     assert np.array_equal(grown[:3], first)
     assert np.allclose(grown, [tanimoto(query, s) for s in database.smiles], atol=1e-6)
+
+
+def test_a_library_file_keeps_the_rows_the_generator_can_read_and_says_what_it_skipped(tmp_path):
+    path = tmp_path / "exemplars.smi"
+    path.write_text("CCOc1ccccc1 phenetole\n[Xe] xenon\nC1CC broken\nCC(=O)Nc1ccc(O)cc1 paracetamol\n")
+    messages: list[str] = []
+    database = ExemplarDatabase.from_file(path, log=messages.append)
+    assert len(database) == 2
+    assert "2 of 4 rows skipped" in messages[0] and "record 2" in messages[0]
+    unusable = tmp_path / "unusable.smi"
+    unusable.write_text("[Xe]\n")
+    with pytest.raises(GenerationError, match="no row can serve as an exemplar .*'\\[Xe\\]'"):
+        ExemplarDatabase.from_file(unusable)
