@@ -187,16 +187,15 @@ def conformers(
 
     from molops.conformers import ConformerOptions, generate_conformers
 
-    if rank:
-        _rank_conformers(input, out, smiles_column, n_conformers, seed, model)
-        return
-
     try:
         options = ConformerOptions(n_conformers=n_conformers, seed=seed, prune_rms_angstrom=prune_rms,
                                    energy_window_kcal_mol=energy_window, force_field=force_field)
         frame = load_input(input, smiles_column)
     except (ChemToolkitError, ValueError) as exc:
         raise _fail(str(exc)) from None
+    if rank:
+        _rank_conformers(frame, out, options, model)
+        return
     rows = []
     for record in tqdm(frame.to_dict("records"), desc="conformers", unit="mol", disable=len(frame) < 2):
         base = {"name": _label(record), "mol": None, "error": record["error"]}
@@ -499,14 +498,16 @@ def train_fusion_command(
                   + ("finished" if state["finished"] else "stopped; run the same command to resume"))
 
 
-def _rank_conformers(input: str, out: Path | None, smiles_column: str | None, n_conformers: int, seed: int,
-                     model: list[Path] | None) -> None:
-    from quantum_features.calculator import rank_conformers
+def _rank_conformers(frame: pd.DataFrame, out: Path | None, options, model: list[Path] | None) -> None:
+    from dataclasses import asdict
+
+    from quantum_features.calculator import load_conformer_models, rank_conformers
 
     try:
-        frame = load_input(input, smiles_column)
-    except (ChemToolkitError, ValueError) as exc:
+        models = load_conformer_models(model or None)  # once, not per molecule
+    except (ChemToolkitError, FileNotFoundError) as exc:
         raise _fail(str(exc)) from None
+    conformer_options = {k: v for k, v in asdict(options).items() if k not in ("n_conformers", "seed")}
     rows = []
     for record in frame.to_dict("records"):
         name = _label(record)
@@ -514,7 +515,8 @@ def _rank_conformers(input: str, out: Path | None, smiles_column: str | None, n_
             rows.append({"name": name, "mol": None, "error": record["error"]})
             continue
         try:
-            ranked = rank_conformers(record["mol"], n_conformers, models=model or None, seed=seed)
+            ranked = rank_conformers(record["mol"], options.n_conformers, models=models, seed=options.seed,
+                                     **conformer_options)
         except (ChemToolkitError, ValueError) as exc:
             rows.append({"name": name, "mol": None, "error": str(exc)})
             continue

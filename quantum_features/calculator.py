@@ -151,8 +151,12 @@ def rank_conformers(
     *,
     models: Any = None,
     seed: int = 42,
+    **conformer_options: Any,
 ) -> pd.DataFrame:
     """Generate MMFF94 conformers and rank them by the network's reference-level energy.
+
+    `conformer_options` go to `molops.conformers.ConformerOptions` (e.g. ``prune_rms_angstrom``,
+    ``energy_window_kcal_mol``: the window applies to force-field energies, before ranking).
 
     Returns:
         One row per conformer, lowest first: ``conformer_id`` (in ``frame.attrs["mol"]``),
@@ -166,7 +170,7 @@ def rank_conformers(
     from molops.conformers import generate_conformers
 
     ensemble = load_conformer_models(models)
-    conformers = generate_conformers(molecule, n_conformers=n_conformers, seed=seed)
+    conformers = generate_conformers(molecule, n_conformers=n_conformers, seed=seed, **conformer_options)
     member_energies = []
     for j in range(len(conformers)):
         energies, _ = ensemble_energy_and_forces(ensemble, conformers.to_atoms(j), forces=False)

@@ -169,6 +169,15 @@ def test_cli_conformers_rank(tiny_run, tmp_path):
     assert "ΔE (kcal/mol)" in result.output
     ranked = [m for m in Chem.SDMolSupplier(str(out), removeHs=False)]
     assert ranked and ranked[0].GetNumConformers() == 1 and float(ranked[0].GetProp("relative_energy_kcal_mol")) == 0
+    # The conformer options apply to ranking too: a zero MMFF window leaves only the minimum.
+    result = CliRunner().invoke(app, ["conformers", "CCCO", "--rank", "-n", "3", "--energy-window", "0",
+                                      "--model", str(tiny_run["model"]), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert len(list(Chem.SDMolSupplier(str(out), removeHs=False))) == 1
+    junk = tmp_path / "junk.pt"
+    junk.write_text("not weights")
+    result = CliRunner().invoke(app, ["conformers", "CCCO", "--rank", "--model", str(junk)])
+    assert result.exit_code == 1 and "not a readable model file" in result.output
 
 
 def test_relative_loss_can_centre_conformers_and_distorted_structures_separately(tiny_run):
