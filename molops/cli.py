@@ -394,6 +394,10 @@ def dock(
     try:
         if (target is None) == (receptor is None):
             raise ChemToolkitError("give either --target NAME or --receptor FILE")
+        if (center is None) != (size is None):  # half a box would be ignored silently
+            raise ChemToolkitError("--center and --size define the box together: give both or neither")
+        if center is not None and ligand_box is not None:
+            raise ChemToolkitError("give the box either as --ligand-box or as --center and --size, not both")
         if receptor is not None:
             box = Box(center, size) if center is not None and size is not None else None
             if box is None and ligand_box is None:
@@ -556,6 +560,8 @@ def label(
     try:
         options = LabelOptions(level=level, n_conformers=n_conformers, n_distorted=n_distorted,
                                distortion_angstrom=distortion, seed=seed, device=device)
+        if max_minutes is not None and not max_minutes > 0:
+            raise ValueError(f"--max-minutes {max_minutes} must be positive")
         frame = load_input(input, smiles_column)
     except (ChemToolkitError, ValueError, KeyError) as exc:
         raise _fail(str(exc).strip("'\"")) from None

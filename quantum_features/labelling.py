@@ -74,6 +74,8 @@ class LabelOptions:
 
     def __post_init__(self) -> None:
         get_level(self.level)  # unknown names fail here, before any work
+        if self.device not in ("auto", "cpu", "gpu"):
+            raise ValueError(f"device {self.device!r}: choose auto, cpu or gpu")
         if self.n_conformers < 1 or self.n_distorted < 0 or not self.distortion_angstrom >= 0:  # NaN too
             raise ValueError(
                 f"n_conformers ({self.n_conformers}) must be ≥ 1, n_distorted ({self.n_distorted}) and "

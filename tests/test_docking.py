@@ -211,6 +211,8 @@ def test_cli_dock(tmp_path):
     assert (tmp_path / "results.parquet").exists() and poses.read_text().count("$$$$") >= 1
     missing = CliRunner().invoke(app, ["dock", "CCO", "--out", str(out)])
     assert missing.exit_code == 1 and "--target" in missing.output
+    half_box = CliRunner().invoke(app, ["dock", "CCO", "--target", "DRD2", "--center", "1", "2", "3", "--out", str(out)])
+    assert half_box.exit_code == 1 and "give both or neither" in half_box.output
 
 
 def test_cofactor_kept_in_the_receptor_with_template_bond_orders():

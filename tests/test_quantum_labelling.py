@@ -107,6 +107,10 @@ def test_bad_files_and_options_give_clear_errors(tmp_path):
         LabelOptions(level="ccsd(t)/cbs")
     with pytest.raises(ValueError, match="n_conformers"):
         LabelOptions(n_conformers=0)
+    with pytest.raises(ValueError, match="distortion_angstrom \\(nan\\)"):
+        LabelOptions(distortion_angstrom=float("nan"))
+    with pytest.raises(ValueError, match="device 'tpu': choose auto, cpu or gpu"):
+        LabelOptions(device="tpu")
 
 
 def test_cli_label_writes_and_reports(tmp_path):
