@@ -61,6 +61,11 @@ def ensemble_energy_and_forces(
     computed with ``gradient=True``). Energy only (`forces` False) skips the cheap level's
     gradient: that is all ranking needs.
     """
+    from quantum_features.predict import check_trained_elements
+
+    numbers = structure.numbers if isinstance(structure, OrbitalFeatures) else structure.get_atomic_numbers()
+    label = structure.get_chemical_formula() if isinstance(structure, Atoms) else "structure"
+    check_trained_elements(models, numbers, label)  # before the cheap calculation, which it would waste
     features = structure if isinstance(structure, OrbitalFeatures) else featurize(structure, gradient=forces)
     data = features.to_data()
     energies, member_forces = [], []

@@ -62,6 +62,20 @@ def default_model_paths() -> list[Path]:
     return paths
 
 
+def check_trained_elements(models: Sequence[OrbitalPropertyNet], numbers: Sequence[int], label: str) -> None:
+    """Refuse a structure with elements some model never saw in training (its output would be a guess).
+
+    Raises:
+        ChemToolkitError: naming the elements, the structure and the elements the models know.
+    """
+    trained = set.intersection(*[{z for z, ok in zip(ELEMENTS, m.trained_elements.tolist()) if ok} for m in models])
+    unknown = sorted({int(z) for z in numbers} - trained)
+    if unknown:
+        names = ", ".join(chemical_symbols[z] for z in unknown)
+        known = ", ".join(chemical_symbols[z] for z in sorted(trained))
+        raise ChemToolkitError(f"{label}: element(s) {names} are outside the model's training data ({known})")
+
+
 def load_ensemble(models: Any = None) -> list[OrbitalPropertyNet]:
     """Models from None (the shipped ensemble), a path, a model, or a list of either."""
     if models is None:
@@ -146,7 +160,6 @@ def predict_properties(
     if isinstance(molecules, (str, Chem.Mol, Atoms)):
         molecules = [molecules]
     ensemble = load_ensemble(models)
-    trained = set.intersection(*[{z for z, ok in zip(ELEMENTS, m.trained_elements.tolist()) if ok} for m in ensemble])
     rows: list[dict[str, Any]] = []
     ready: list[tuple[int, Any]] = []
     for position, molecule in enumerate(tqdm(molecules, desc="featurise", disable=not progress)):
@@ -154,11 +167,7 @@ def predict_properties(
         rows.append(row)
         try:
             atoms = prepare_atoms(molecule, charge, multiplicity, seed=seed)
-            unknown = sorted({int(z) for z in atoms.numbers} - trained)
-            if unknown:
-                names = ", ".join(chemical_symbols[z] for z in unknown)
-                known = ", ".join(chemical_symbols[z] for z in sorted(trained))
-                raise ChemToolkitError(f"{row['input']}: element(s) {names} are outside the model's training data ({known})")
+            check_trained_elements(ensemble, atoms.numbers, row["input"])
             features = featurize(atoms)
         except (ChemToolkitError, ValueError) as exc:
             row["error"] = str(exc)

@@ -217,3 +217,11 @@ def test_shipped_conformer_model_ranks_butane_anti_below_gauche():
     gauche = frame["relative_energy_kcal_mol"][[abs(d - 65) < 15 for d in dihedrals]]
     assert len(gauche) and 0.2 < gauche.min() < 1.5
     assert frame["uncertainty_kcal_mol"].iloc[1:].gt(0).all()  # two members: a real spread
+
+
+def test_elements_the_conformer_models_never_saw_are_refused_not_scored():
+    from molops.errors import ChemToolkitError
+
+    # The shipped conformer models know H C N O F S Cl: a bromide's energy would be a guess.
+    with pytest.raises(ChemToolkitError, match="element\\(s\\) Br are outside the model's training data"):
+        rank_conformers("BrCCBr", n_conformers=2)
