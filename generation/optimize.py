@@ -147,7 +147,8 @@ def prepare_lead(lead: str | Chem.Mol, generator: RetrievalGenerator) -> str:
     try:
         mol = standardize(lead, StandardizeOptions(canonical_tautomer=False))
     except ChemToolkitError as exc:
-        raise GenerationError(f"lead {describe_input(lead if isinstance(lead, str) else Chem.MolToSmiles(lead))}: {exc}") from None
+        shown = Chem.MolToSmiles(lead) if isinstance(lead, Chem.Mol) else lead  # None or a list too
+        raise GenerationError(f"lead {describe_input(shown)}: {exc}") from None
     smiles = Chem.MolToSmiles(mol, isomericSmiles=False)
     try:
         ids = generator.tokenizer.encode(smiles)
@@ -258,7 +259,7 @@ def _exemplars_beyond(
 
 def optimize(
     lead: str | Chem.Mol,
-    objective: Objective,
+    objective: Objective | str,
     *,
     generator: RetrievalGenerator | None = None,
     database: ExemplarDatabase | None = None,
@@ -269,6 +270,7 @@ def optimize(
     """Optimise `lead` for `objective` under the similarity floor and constraints.
 
     Args:
+        objective: a `molops.objectives.Objective` or its name ("qed", "logp:min", ...).
         generator: default: the shipped RetMol generator (`default_generator_path`).
         database: exemplars (default: MOSES train with precomputed properties); it grows with
             the molecules generated here.
@@ -285,6 +287,13 @@ def optimize(
     Raises:
         GenerationError: bad lead, or an objective that cannot score the lead.
     """
+    if isinstance(objective, str):  # a CLI word such as "qed" or "logp:min"
+        from molops.objectives import by_name
+
+        objective = by_name(objective)
+    if not isinstance(objective, Objective):
+        raise GenerationError(f"objective {describe_input(objective)}: expected a molops.objectives.Objective "
+                              "or its name (qed, plogp, logp:min, ...)")
     generator = generator or load_generator()
     generator.eval()
     lead_smiles = prepare_lead(lead, generator)

@@ -177,6 +177,8 @@ def to_mol(
         )
     if mol is None:
         raise ParseError("got None instead of a molecule (an earlier RDKit call failed)")
+    if mol.GetNumAtoms() == 0:  # e.g. Chem.MolFromSmiles("") gives an empty Mol, not None
+        raise ParseError("an RDKit Mol with no atoms")
     if name is not None:
         mol.SetProp("_Name", str(name))
     if allowed_elements is not None:

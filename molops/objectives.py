@@ -74,7 +74,14 @@ class Objective:
         return a < b if self.direction == "minimize" else a > b
 
     def evaluate(self, molecules: Molecules) -> pd.DataFrame:
-        """One row per molecule: ``smiles``, the value column `name` (NaN on failure), ``error``."""
+        """One row per molecule: ``smiles``, the value column `name` (NaN on failure), ``error``.
+
+        A single SMILES or Mol is one molecule (one row), never a sequence of characters.
+        """
+        if isinstance(molecules, (str, Chem.Mol)):
+            molecules = [molecules]
+        elif molecules is None:
+            raise ChemToolkitError(f"{self.name}: got None instead of molecules")
         keys: list[str | None] = []
         errors: dict[int, str] = {}
         for index, molecule in enumerate(molecules):

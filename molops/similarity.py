@@ -136,6 +136,11 @@ class SimilarityIndex:
                 default is parallel for libraries above 100,000 molecules.
             scheduler: Dask scheduler address or client (default: a LocalCluster).
         """
+        if isinstance(smiles, str):  # list("CCO") would index C, C and O
+            raise ValueError(f"from_smiles takes a sequence of SMILES, got the single string {smiles[:80]!r}; "
+                             "wrap it in a list")
+        if radius < 0 or n_bits < 64 or n_bits % 64:
+            raise ValueError(f"radius ({radius}) must be ≥ 0 and n_bits ({n_bits}) a positive multiple of 64")
         smiles = list(smiles)
         ids_array = np.asarray(ids if ids is not None else np.arange(len(smiles)), dtype=object)
         if len(ids_array) != len(smiles):

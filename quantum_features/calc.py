@@ -12,9 +12,11 @@ is raised. A result is never returned unconverged.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from ase import Atoms
@@ -75,6 +77,17 @@ def check_geometry(atoms: Atoms, min_distance: float = MIN_INTERATOMIC_DISTANCE)
                 "geometry and that coordinates are in Å")
 
 
+def _whole(value: Any, what: str, atoms: Atoms) -> int:
+    """`value` as an int if it is a whole number (2 or 2.0), else `ElectronCountError`."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number) or number != int(number):
+        raise ElectronCountError(f"{describe_atoms(atoms)}: {what} {value!r} is not a whole number")
+    return int(number)
+
+
 def prepare_atoms(
     molecule: str | Chem.Mol | Atoms,
     charge: int | None = None,
@@ -86,7 +99,8 @@ def prepare_atoms(
     SMILES and Mols without a conformer get the lowest MMFF94 conformer (ETKDGv3, `seed`);
     Mols with a 3D conformer are used as they are (hydrogens added with coordinates).
     Charge and multiplicity default to those stored on the input (formal charges and
-    radicals for RDKit input), else neutral and lowest spin.
+    radicals for RDKit input), else neutral and lowest spin; a `charge` given without a
+    `multiplicity` gets the lowest spin of the new electron count.
 
     Raises:
         UnsupportedElementError: an element outside H, B, C, N, O, F, Si, P, S, Cl, Br, I.
@@ -109,11 +123,15 @@ def prepare_atoms(
         )
     check_geometry(atoms)
     if charge is not None:
-        atoms.info["charge"] = int(charge)
+        atoms.info["charge"] = _whole(charge, "charge", atoms)
+        if multiplicity is None:  # the input's spin was for its own charge
+            atoms.info.pop("multiplicity", None)
     atoms.info.setdefault("charge", 0)
     electrons = int(atoms.numbers.sum()) - int(atoms.info["charge"])
+    if electrons <= 0:
+        raise ElectronCountError(f"{describe_atoms(atoms)}: charge {atoms.info['charge']} leaves {electrons} electrons")
     if multiplicity is not None:
-        atoms.info["multiplicity"] = int(multiplicity)
+        atoms.info["multiplicity"] = _whole(multiplicity, "multiplicity", atoms)
     atoms.info.setdefault("multiplicity", 1 + electrons % 2)
     unpaired = int(atoms.info["multiplicity"]) - 1
     if electrons < 0 or unpaired < 0 or unpaired > electrons or (electrons - unpaired) % 2:

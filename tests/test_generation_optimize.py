@@ -69,6 +69,15 @@ def test_constraints_are_respected_and_the_ablation_runs_without_a_database(gene
     assert frame.attrs["retrieval_misses"] == 0
 
 
+def test_one_smiles_is_one_molecule_not_its_characters():
+    from molops.similarity import SimilarityIndex
+
+    frame = qed().evaluate("CCO")
+    assert list(frame["smiles"]) == ["CCO"] and len(frame) == 1
+    with pytest.raises(ValueError, match="single string 'CCO'; wrap it in a list"):
+        SimilarityIndex.from_smiles("CCO")
+
+
 def test_bad_leads_and_empty_databases_give_clear_errors(generator):
     with pytest.raises(GenerationError, match="cannot parse"):
         optimize("C1CC(", qed(), generator=generator, database=ExemplarDatabase.from_smiles(LIBRARY), progress=False)
@@ -76,9 +85,14 @@ def test_bad_leads_and_empty_databases_give_clear_errors(generator):
         optimize("C[Si](C)(C)c1ccccc1", qed(), generator=generator, database=ExemplarDatabase.from_smiles(LIBRARY), progress=False)
     with pytest.raises(GenerationError, match="database is empty"):
         ExemplarDatabase.from_smiles([])
+    for lead in (None, ["CCO"]):  # the message names the input instead of failing to render it
+        with pytest.raises(GenerationError, match=r"lead (None|\['CCO'\]): cannot make a molecule"):
+            optimize(lead, qed(), generator=generator, database=ExemplarDatabase.from_smiles(LIBRARY), progress=False)
+    with pytest.raises(GenerationError, match="objective 42: expected a molops.objectives.Objective"):
+        optimize(LEAD, 42, generator=generator, database=ExemplarDatabase.from_smiles(LIBRARY), progress=False)
     settings = OptimizeSettings(n_iterations=1, n_samples=2)
-    frame = optimize(LEAD, qed(), generator=generator, database=ExemplarDatabase.from_smiles([LEAD]),
-                     settings=settings, progress=False)
+    frame = optimize(LEAD, "qed", generator=generator, database=ExemplarDatabase.from_smiles([LEAD]),
+                     settings=settings, progress=False)  # an objective by name, as on the command line
     assert frame.attrs["retrieval_misses"] == 1  # nothing better to retrieve: recorded, not fatal
     assert not math.isnan(frame.attrs["lead"]["qed"])
 

@@ -43,6 +43,8 @@ def test_to_mol_errors_name_input_and_reason(smiles, reason):
 def test_to_mol_rejects_non_molecules():
     with pytest.raises(ParseError, match="type int"):
         to_mol(42)
+    with pytest.raises(ParseError, match="no atoms"):
+        to_mol(Chem.MolFromSmiles(""))  # RDKit's empty Mol, which descriptors would crash on
 
 
 def test_metal_complex_rejected_by_element_check():

@@ -70,6 +70,15 @@ def test_bad_inputs_are_clear_errors():
         CheapCalculation(METHYL_RADICAL, multiplicity=1)
     with pytest.raises(ElectronCountError):
         CheapCalculation("C", charge=-1, multiplicity=3)
+    with pytest.raises(ElectronCountError, match="charge 0.5 is not a whole number"):
+        prepare_atoms("C", charge=0.5)
+    with pytest.raises(ElectronCountError, match="multiplicity 'two' is not a whole number"):
+        prepare_atoms("C", multiplicity="two")
+    with pytest.raises(ElectronCountError, match="charge 1 leaves 0 electrons"):
+        prepare_atoms("[H+]")
+    # A charge given without a spin gets the lowest spin of the new electron count.
+    cation = prepare_atoms("C", charge=1)
+    assert cation.info["charge"] == 1 and cation.info["multiplicity"] == 2
     with pytest.raises(KeyError, match="unknown level of theory 'mp2/cc-pvdz'"):
         get_level("mp2/cc-pvdz")
 
