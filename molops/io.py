@@ -205,7 +205,7 @@ class _Record:
 
 
 def _open_text(path: Path) -> IO[str]:
-    if path.suffix == ".gz":
+    if path.suffix.lower() == ".gz":  # as the format check reads it: x.SMI.GZ is gzip too
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace")
     return open(path, encoding="utf-8", errors="replace")
 
@@ -369,6 +369,8 @@ def _xyz_frames(text: str, path: Path) -> Iterator[tuple[int, str]]:
         number += 1
         try:
             n_atoms = int(lines[position].split()[0])
+            if n_atoms < 1:
+                raise ValueError
         except (ValueError, IndexError):
             raise InputFileError(
                 f"{path} record {number} (line {position + 1}): expected an atom count, "

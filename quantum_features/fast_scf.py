@@ -140,14 +140,16 @@ def use_fast_scf(mf) -> None:
     s_values, s_vectors = np.linalg.eigh(overlap)
     orthogonaliser = (s_vectors / np.sqrt(s_values)) @ s_vectors.T  # S^(-1/2)
 
-    def eig(fock, s, x=None):
+    def eig(fock, s, x=None, **options):
+        # `options`: PySCF passes e.g. overwrite=... on some paths (max_cycle=0); a memory hint
+        # the fast path does not need, handed on to PySCF's own eig otherwise.
         fock = np.asarray(fock)
         if fock.ndim == 3:  # UHF: one problem per spin
             pairs = [eig(f, s) for f in fock]
             return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
         if s is not overlap and not np.allclose(s, overlap, atol=1e-12):
             scf_object = owner()
-            return type(scf_object).eig(scf_object, fock, s, x=x)
+            return type(scf_object).eig(scf_object, fock, s, x=x, **options)
         energies, vectors = np.linalg.eigh(orthogonaliser @ fock @ orthogonaliser)
         return energies, orthogonaliser @ vectors
 

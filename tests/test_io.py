@@ -212,3 +212,14 @@ def test_writers_round_trip(tmp_path, aspirin_3d):
     assert smi.read_text() == "CCO\n"
     with pytest.raises(InputFileError, match="unknown format"):
         write_molecules(frame, tmp_path / "out.xlsx")
+
+
+def test_upper_case_gzip_suffix_and_negative_xyz_atom_count(tmp_path):
+    upper = tmp_path / "LIB.SMI.GZ"
+    with gzip.open(upper, "wt") as handle:
+        handle.write("CCO ethanol\n")
+    assert read_molecules(upper)["error"].isna().all()  # decompressed, not parsed as gzip bytes
+    bad = tmp_path / "bad.xyz"
+    bad.write_text("-1\ncomment\nO 0 0 0\n")
+    with pytest.raises(InputFileError, match="expected an atom count, got '-1'"):
+        read_molecules(bad)

@@ -107,3 +107,8 @@ def test_scf_fallback_rescues_a_stalled_run():
     assert calc.converged and calc.strategy == "newton"
     reference = CheapCalculation("CC(=O)Nc1ccc(O)cc1").run()
     assert calc.e_tot == pytest.approx(reference.e_tot, abs=1e-6)
+
+
+def test_zero_scf_cycles_report_non_convergence_instead_of_an_internal_error():
+    with pytest.raises(SCFConvergenceError, match="within 0 cycles"):
+        CheapCalculation("O", max_cycle=0).run()
