@@ -62,6 +62,8 @@ def standardize(
 
     Raises:
         ParseError: the input cannot be parsed.
+        UnsupportedElementError: an unsupported element bonded into a fragment, or a parent
+            that is only an unsupported ion (e.g. "[Na+]").
         MoleculeError: a standardisation step fails (the message names the step).
     """
     mol = to_mol(molecule)
@@ -89,6 +91,9 @@ def standardize(
                 f"{label}: standardisation step '{step_name}' failed: {log.reason()}"
             )
         mol = result
+    if options.largest_fragment:
+        # The parent itself must be supported: "[Na+]" alone has no organic fragment to keep.
+        check_elements(mol, options.allowed_elements, label)
     return _check_bonded_elements(mol, options.allowed_elements, label)
 
 

@@ -34,6 +34,12 @@ def test_bonded_metal_is_rejected_not_disconnected():
         standardize(CISPLATIN)
 
 
+@pytest.mark.parametrize("salt", ["[Na+]", "[Fe]", "[Na+].[K+]"])
+def test_a_parent_that_is_only_a_metal_ion_is_rejected(salt):
+    with pytest.raises(UnsupportedElementError, match="unsupported element"):
+        standardize(salt)
+
+
 def test_inchikey_of_aspirin():
     assert inchikey(ASPIRIN) == "BSYNRYMUTXBXSQ-UHFFFAOYSA-N"
     # Different input forms of one compound share the standardised key.
