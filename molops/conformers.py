@@ -79,8 +79,15 @@ class ConformerOptions:
             raise ValueError(
                 f"unknown force field {self.force_field!r}; choose from {', '.join(FORCE_FIELDS)}"
             )
+        for name in ("n_conformers", "seed", "max_iterations", "oversample", "n_threads"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):  # RDKit would fail obscurely
+                raise ValueError(f"{name} must be a whole number, got {value!r}")
         if self.n_conformers < 1:
             raise ValueError(f"n_conformers must be at least 1, got {self.n_conformers}")
+        if self.oversample < 1 or self.max_iterations < 1 or self.n_threads < 0:
+            raise ValueError(f"oversample ({self.oversample}) and max_iterations ({self.max_iterations}) must be ≥ 1, "
+                             f"n_threads ({self.n_threads}) ≥ 0")
         if not self.prune_rms_angstrom >= 0:  # also refuses NaN
             raise ValueError(f"prune_rms_angstrom must be ≥ 0 Å, got {self.prune_rms_angstrom}")
         if self.energy_window_kcal_mol is not None and not self.energy_window_kcal_mol >= 0:
@@ -135,6 +142,8 @@ class ConformerEnsemble:
         """Conformer `index` as an `ase.Atoms` carrying charge and spin multiplicity."""
         from molops.atoms import mol_to_atoms
 
+        if not 0 <= index < len(self):
+            raise IndexError(f"conformer {index} of an ensemble of {len(self)} (ids 0..{len(self) - 1})")
         return mol_to_atoms(self.mol, conf_id=index)
 
 

@@ -497,6 +497,8 @@ def read_molecules(
         InputFileError: missing file, unknown format, or a file-level problem.
         ParseError: with ``errors="raise"``, the first record that cannot be read.
     """
+    if errors not in ("record", "raise"):
+        raise ValueError(f"errors={errors!r}: choose 'record' or 'raise'")
     options: dict[str, Any] = {"smiles_column": smiles_column, "remove_hs": remove_hs,
                                "template_smiles": template_smiles}
     if charge is not None or Path(path).suffix.lower() == ".pdb":

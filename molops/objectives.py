@@ -211,6 +211,10 @@ def weighted_sum(terms: Sequence[tuple[Objective, float]], name: str = "score") 
     ones negated), maximised; NaN if any term fails, with that term's error."""
     if not terms:
         raise ValueError("weighted_sum needs at least one (objective, weight) term")
+    for objective, weight in terms:
+        if not isinstance(weight, (int, float)) or not math.isfinite(weight):
+            raise ValueError(f"weighted_sum: the weight of {getattr(objective, 'name', objective)!r} is {weight!r}, "
+                             "not a finite number")
 
     def compute(smiles: list[str]) -> tuple[list[float], list[str | None]]:
         total = np.zeros(len(smiles))
@@ -241,6 +245,8 @@ NAMED_OBJECTIVES: dict[str, Callable[[], Objective]] = {
 def by_name(name: str) -> Objective:
     """An objective from a CLI word: qed, plogp, logp, sa, tpsa, or a predicted property
     such as gap_ev (append ":min" to minimise, e.g. "logp:min")."""
+    if not isinstance(name, str):
+        raise ValueError(f"objective name {name!r} is not a string such as 'qed' or 'logp:min'")
     word, _, direction = name.partition(":")
     direction = {"": None, "min": "minimize", "max": "maximize"}.get(direction, "invalid")
     if direction == "invalid":
@@ -309,9 +315,12 @@ def docking(
     reason in ``error``; they are never scored as 0.
     """
     from molops.docking.engine import DockingSettings
-    from molops.docking.receptor import load_target
+    from molops.docking.receptor import Target, load_target
+    from molops.errors import DockingError
 
     target = load_target(target) if isinstance(target, str) else target
+    if not isinstance(target, Target):
+        raise DockingError(f"docking target {target!r}: give a dockstring name such as 'DRD2' or a molops.docking.Target")
     parallel = scheduler is not None or (n_workers or 1) > 1
     settings = DockingSettings(
         scoring=scoring, exhaustiveness=exhaustiveness, n_poses=1, seed=seed, ph=ph,

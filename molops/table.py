@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from rdkit import Chem
 
-from molops.errors import ChemToolkitError
+from molops.errors import ChemToolkitError, MoleculeError, ParseError
 
 __all__ = ["molecule_frame", "apply_rows", "object_column"]
 
@@ -38,11 +38,14 @@ def molecule_frame(molecules: MoleculesInput, mol_column: str = "mol") -> tuple[
     """
     if isinstance(molecules, (str, Chem.Mol)):
         molecules = [molecules]
+    if molecules is None:
+        raise ParseError("got None instead of molecules (a list of SMILES/Mols or a DataFrame)")
     if isinstance(molecules, pd.DataFrame):
         frame = molecules.copy()
         if mol_column not in frame.columns:
             if "smiles" not in frame.columns:
-                raise KeyError(f"DataFrame has neither a {mol_column!r} nor a 'smiles' column")
+                raise MoleculeError(f"DataFrame has neither a {mol_column!r} nor a 'smiles' column "
+                                    f"(columns: {', '.join(map(str, frame.columns))})")
             mol_column = "smiles"
     else:
         values = list(molecules)

@@ -129,6 +129,8 @@ def optimize_geometry(
 
     if optimizer not in ("BFGS", "FIRE", "LBFGS"):
         raise QuantumError(f"unknown optimiser {optimizer!r}; choose BFGS, FIRE or LBFGS")
+    if not fmax > 0 or steps < 1:  # NaN fmax would run every step and then report failure
+        raise QuantumError(f"fmax ({fmax} eV/Å) must be positive and steps ({steps}) at least 1")
     atoms = prepare_atoms(molecule, seed=seed)
     atoms.calc = OrbNetCalculator(models)
     history = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from molops.errors import ChemToolkitError
 
-__all__ = ["QuantumError", "SCFConvergenceError", "ElectronCountError", "GeometryError"]
+__all__ = ["QuantumError", "SCFConvergenceError", "ElectronCountError", "GeometryError", "UnknownLevelError"]
 
 
 class QuantumError(ChemToolkitError):
@@ -21,3 +21,10 @@ class ElectronCountError(QuantumError, ValueError):
 
 class GeometryError(QuantumError, ValueError):
     """A 3D structure cannot be computed: no atoms, non-finite coordinates or overlapping atoms."""
+
+
+class UnknownLevelError(QuantumError, KeyError):
+    """A level-of-theory name that `quantum_features.levels` does not define."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""

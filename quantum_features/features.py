@@ -40,6 +40,7 @@ from rdkit import Chem
 from torch_geometric.data import Data
 
 from quantum_features.calc import CheapCalculation, OperatorMatrices
+from quantum_features.errors import QuantumError
 from quantum_features.irreps import coupling, pyscf_to_e3nn
 
 __all__ = [
@@ -231,5 +232,7 @@ def featurize(
     Raises:
         UnsupportedElementError, ElectronCountError, SCFConvergenceError.
     """
+    if not cutoff > 0:  # also NaN: a graph without edges would be silently wrong
+        raise QuantumError(f"edge cutoff {cutoff} Å must be positive")
     calc = CheapCalculation(molecule, charge=charge, multiplicity=multiplicity, **calc_options).run()
     return orbital_features(calc, cutoff)

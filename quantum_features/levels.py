@@ -60,12 +60,13 @@ DEFAULT_LEVEL = "hf/sto-3g/df"
 
 def get_level(name: str | Level) -> Level:
     """The `Level` called `name` (case-insensitive); unknown names list the valid ones."""
+    from quantum_features.errors import UnknownLevelError
+
     if isinstance(name, Level):
         return name
-    try:
-        return LEVELS[name.lower()]
-    except KeyError:
-        raise KeyError(f"unknown level of theory {name!r}; choose from {', '.join(LEVELS)}") from None
+    if not isinstance(name, str) or name.lower() not in LEVELS:
+        raise UnknownLevelError(f"unknown level of theory {name!r}; choose from {', '.join(LEVELS)}")
+    return LEVELS[name.lower()]
 
 
 @cache

@@ -159,6 +159,8 @@ def predict_properties(
     """
     if isinstance(molecules, (str, Chem.Mol, Atoms)):
         molecules = [molecules]
+    elif molecules is None:
+        raise ChemToolkitError("predict_properties: got None instead of molecules")
     ensemble = load_ensemble(models)
     rows: list[dict[str, Any]] = []
     ready: list[tuple[int, Any]] = []
