@@ -11,7 +11,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["append_csv", "interrupt_on_terminate", "load_torch_file", "read_yaml_options", "save_atomic"]
+__all__ = ["append_csv", "check_run_settings", "interrupt_on_terminate", "load_torch_file", "read_yaml_options",
+           "save_atomic"]
 
 
 @contextlib.contextmanager
@@ -65,6 +66,39 @@ def load_torch_file(path: str | Path, what: str, keys: Iterable[str] = ()) -> di
     if missing:
         raise InputFileError(f"{path}: not a {what} file (no {', '.join(missing)})")
     return payload
+
+
+def check_run_settings(journal: str | Path, current: dict[str, Any], error: type[Exception] | None = None) -> None:
+    """Refuse to resume `journal` under other settings than it was written with; record `current`.
+
+    The settings live beside the journal (``<journal stem>.settings.json``). A journal without
+    that record (an older run) is accepted and the record written.
+
+    Raises:
+        `error` (default `ChemToolkitError`): the settings differ; the message lists each change.
+    """
+    import json
+
+    from molops.errors import ChemToolkitError
+
+    journal = Path(journal)
+    record = journal.with_name(journal.name.removesuffix(".jsonl") + ".settings.json")
+    current = json.loads(json.dumps(current, default=str))  # as it is stored: tuples become lists
+
+    def shown(value: Any) -> str:
+        return value if isinstance(value, str) else repr(value)
+
+    if journal.exists() and record.exists():
+        before = json.loads(record.read_text())
+        changed = [f"{key}: {shown(before.get(key))} then, {shown(value)} now"
+                   for key, value in current.items() if before.get(key) != value]
+        if changed:
+            raise (error or ChemToolkitError)(
+                f"{journal} was written with other settings ({'; '.join(changed)}); resuming would mix "
+                "results: use the same settings, or remove it or choose another output to start afresh"
+            )
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(current, indent=1) + "\n")
 
 
 def append_csv(path: str | Path, row: dict[str, Any]) -> None:

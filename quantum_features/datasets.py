@@ -37,8 +37,10 @@ from rdkit import Chem
 from molops.data import package_dir
 from molops.distributed import Scheduler, map_items, read_journal
 from molops.errors import InputFileError
+from molops.runfiles import check_run_settings
 from quantum_features.cache import FeatureCache, cache_key
 from quantum_features.calc import prepare_atoms
+from quantum_features.errors import QuantumError
 from quantum_features.features import DEFAULT_CUTOFF, OrbitalFeatures, featurize
 from quantum_features.levels import DEFAULT_LEVEL
 
@@ -145,7 +147,9 @@ def featurize_many(
     Args:
         molecules: SMILES, RDKit Mols or `ase.Atoms` (keys are their positions, or `names`).
         out: HDF5 feature cache written incrementally.
-        journal: JSON-lines record of finished rows (default: ``<out>.journal.jsonl``).
+        journal: JSON-lines record of finished rows (default: ``<out>.journal.jsonl``); resuming
+            it with other `options` (e.g. another level) raises `QuantumError` instead of
+            returning rows computed under the old ones.
         scheduler: Dask scheduler address or client (default: a LocalCluster).
         options: `featurize` options (level, cutoff, gradient, charge, multiplicity, ...).
 
@@ -155,6 +159,8 @@ def featurize_many(
     """
     out = Path(out)
     journal = Path(journal) if journal is not None else out.with_name(out.name + ".journal.jsonl")
+    defaults = {"level": DEFAULT_LEVEL, "cutoff": DEFAULT_CUTOFF, "gradient": False}
+    check_run_settings(journal, {**defaults, **options}, QuantumError)
     items = list(molecules)
     keys = list(names) if names is not None else list(range(len(items)))
     with FeatureCache(out) as cache:

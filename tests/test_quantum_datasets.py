@@ -17,6 +17,7 @@ from molops.distributed import read_journal
 from molops.errors import InputFileError
 from quantum_features.cache import FeatureCache, cache_key
 from quantum_features.calc import prepare_atoms
+from quantum_features.errors import QuantumError
 from quantum_features.datasets import QM9_TARGETS, featurize_cached, featurize_many, load_qm9, qm9_atoms, qm9_split
 
 
@@ -65,6 +66,9 @@ def test_featurize_many_records_failures_and_fills_the_cache(tmp_path):
         assert len(cache) == 3
         assert cache.get(frame["cache_key"].iloc[3]).multiplicity == 2
         assert cache.get(frame["cache_key"].iloc[2]).charge == -1
+    # Resuming the same cache and journal at another level would return the old level's rows.
+    with pytest.raises(QuantumError, match="other settings \\(level: hf/sto-3g/df then, hf/sto-3g now\\)"):
+        featurize_many(["CCO"], out, processes=False, n_workers=1, level="hf/sto-3g")
 
 
 SLOW_FEATURIZE = """

@@ -16,7 +16,6 @@ Files written while the batch runs:
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import asdict
@@ -35,6 +34,7 @@ from molops.docking.engine import DockingSettings, docker_for
 from molops.docking.receptor import Target, load_target
 from molops.errors import DockingError, ParseError
 from molops.io import mol_to_smiles
+from molops.runfiles import check_run_settings
 
 __all__ = ["dock_library", "RESULT_SCHEMA"]
 
@@ -154,28 +154,6 @@ def _keep_finished_poses(poses: Path, finished: set[int]) -> None:
     poses.write_text("".join(kept))
 
 
-def _check_run_settings(journal: Path, target: Target, settings: DockingSettings) -> None:
-    """Refuse to resume a journal written for another target or other settings; record them."""
-    # Threads per ligand change speed, not results: a resume may use another count.
-    current = {"target": target.name, "target_key": target.key,
-               "settings": {k: v for k, v in asdict(settings).items() if k != "cpu"}}
-    record = journal.with_name(journal.name.removesuffix(".jsonl") + ".settings.json")
-    if journal.exists() and record.exists():
-        before = json.loads(record.read_text())
-        if before != current:
-            changed = [f"{k}: {before['settings'].get(k)!r} then, {v!r} now" for k, v in current["settings"].items()
-                       if before["settings"].get(k) != v]
-            if before.get("target_key") != current["target_key"]:
-                changed.insert(0, f"target: {before.get('target')} ({before.get('target_key')}) then, "
-                                  f"{target.name} ({target.key}) now")
-            raise DockingError(
-                f"{journal} was written with other settings ({'; '.join(changed)}); resuming would mix "
-                "results: use the same settings, or remove it or choose another --out to start afresh"
-            )
-    record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps(current, indent=1) + "\n")
-
-
 def dock_library(
     ligands: Iterable[str | Chem.Mol] | pd.DataFrame,
     target: Target | str,
@@ -216,7 +194,9 @@ def dock_library(
     items = list(_items(ligands))
     by_key = dict(enumerate(items))
 
-    _check_run_settings(journal, target, settings)
+    # Threads per ligand change speed, not results: a resume may use another count.
+    check_run_settings(journal, {"target": f"{target.name} ({target.key})",
+                                 **{k: v for k, v in asdict(settings).items() if k != "cpu"}}, DockingError)
     previous = read_journal(journal)
     for row in previous:
         item = by_key.get(row["key"])
