@@ -37,8 +37,10 @@ def _thread_pool() -> ThreadPoolExecutor:
 
 
 def _generator(radius: int, n_bits: int) -> rdFingerprintGenerator.FingerprintGenerator64:
-    if n_bits % 64:
-        raise ValueError(f"n_bits must be a multiple of 64, got {n_bits}")
+    if not isinstance(radius, (int, np.integer)) or not isinstance(n_bits, (int, np.integer)) \
+            or radius < 0 or n_bits < 64 or n_bits % 64:
+        raise ValueError(f"radius ({radius!r}) must be a whole number ≥ 0 and n_bits ({n_bits!r}) a positive "
+                         "multiple of 64")
     return rdFingerprintGenerator.GetMorganGenerator(radius=radius, fpSize=n_bits)
 
 
@@ -139,8 +141,7 @@ class SimilarityIndex:
         if isinstance(smiles, str):  # list("CCO") would index C, C and O
             raise ValueError(f"from_smiles takes a sequence of SMILES, got the single string {smiles[:80]!r}; "
                              "wrap it in a list")
-        if radius < 0 or n_bits < 64 or n_bits % 64:
-            raise ValueError(f"radius ({radius}) must be ≥ 0 and n_bits ({n_bits}) a positive multiple of 64")
+        _generator(radius, n_bits)  # checks both before any work
         smiles = list(smiles)
         ids_array = np.asarray(ids if ids is not None else np.arange(len(smiles)), dtype=object)
         if len(ids_array) != len(smiles):
@@ -214,7 +215,7 @@ class SimilarityIndex:
             DataFrame with ``rank`` (1 = most similar), ``id``, ``smiles``, ``similarity``.
         """
         sims = self.similarities(query)
-        if k < 1 or not 0.0 <= min_similarity <= 1.0:  # NaN too
+        if not isinstance(k, (int, np.integer)) or k < 1 or not 0.0 <= min_similarity <= 1.0:  # NaN too
             raise ValueError(f"k ({k}) must be ≥ 1 and min_similarity ({min_similarity}) in [0, 1]")
         k = min(k, len(sims))
         if k <= 0:

@@ -59,3 +59,14 @@ def test_quantum_arguments():
 
     with pytest.raises(QuantumError, match="fmax \\(nan eV/Å\\) must be positive"):
         optimize_geometry("O", fmax=float("nan"))
+
+
+def test_fingerprint_and_search_arguments():
+    from molops.similarity import SimilarityIndex, tanimoto
+
+    for radius, n_bits in [(2, 0), (2, -64), (-1, 2048), (2.5, 2048)]:
+        with pytest.raises(ValueError, match="must be a whole number ≥ 0 and n_bits"):
+            tanimoto("C", "O", radius=radius, n_bits=n_bits)
+    index = SimilarityIndex.from_smiles(["CCO", "CCN"])
+    with pytest.raises(ValueError, match="k \\(2.5\\) must be ≥ 1"):
+        index.search("CCO", k=2.5)
