@@ -39,7 +39,7 @@ from functools import cache
 import numpy as np
 from rdkit import Chem
 
-from generation.errors import GenerationError
+from generation.errors import GenerationError, check_similarity
 from molops.descriptors import QED_MAX
 
 __all__ = [
@@ -484,8 +484,11 @@ def interpret(prompt: str, min_similarity: float = 0.6) -> Interpretation:
             ambiguously in two), an unknown drug name or docking target, or contradictory
             clauses; the message says which clause and why.
     """
-    if not isinstance(prompt, str) or not prompt.strip():
+    if not isinstance(prompt, str):
+        raise PromptError(f"the prompt is {prompt!r}, not text: say what to change, e.g. 'make it more soluble in water'")
+    if not prompt.strip():
         raise PromptError("empty prompt: say what to change, e.g. 'make it more soluble in water'")
+    check_similarity("min_similarity", min_similarity)  # the reading reports it, so it must be valid
     intents: dict[str, Intent] = {}
     for clause in re.split(CLAUSE_SPLIT, _normalise(prompt)):
         clause = clause.strip(" .!?")

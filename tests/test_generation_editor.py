@@ -57,6 +57,13 @@ def test_ungrounded_prompts_are_refused(prompt, message):
         interpret(prompt)
 
 
+def test_a_prompt_that_is_not_text_or_an_impossible_floor_is_refused_before_reading():
+    with pytest.raises(PromptError, match="the prompt is None, not text"):
+        interpret(None)
+    with pytest.raises(GenerationError, match="min_similarity is a Tanimoto similarity between 0 and 1, got 1.5"):
+        interpret("more soluble", min_similarity=1.5)
+
+
 def test_unknown_drug_names_are_refused_with_suggestions():
     with pytest.raises(PromptError, match=r"unknown drug name 'asprin'.*did you mean aspirin"):
         interpret("make it look like asprin")
