@@ -49,6 +49,8 @@ HEADERS = {
 }
 
 InputArg = Annotated[str, typer.Argument(help="A SMILES string or a molecule file (.smi/.csv/.sdf/.mol2/.pdb/.xyz).")]
+
+
 def _checked_out(path: Path | None) -> Path | None:
     """--out is checked before any work: a bad path must not cost a finished computation."""
     if path is None:

@@ -52,7 +52,8 @@ def load_library_index(
         built.source = MOSES_SOURCE
         built.save(path)
         return built
-    source = f"sha256:{_file_digest(existing_file(library))}"
+    # Only a saved index needs to know what it was built from.
+    source = f"sha256:{_file_digest(existing_file(library))}" if index is not None else ""
     if index is not None:
         cached = _load_cached(Path(index), source, log, rebuild_unreadable=False)
         if cached is not None:
@@ -72,11 +73,8 @@ def load_library_index(
 
 def _file_digest(path: Path) -> str:
     """SHA-256 of a file's bytes (about 1 s per GB): what a cached index was built from."""
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _load_cached(
