@@ -26,6 +26,7 @@ from rdkit import Chem
 from generation.errors import GenerationError
 from molops.data import moses_smiles
 from molops.errors import ChemToolkitError
+from molops.runfiles import atomic_write
 from molops.similarity import SimilarityIndex
 
 __all__ = ["PROPERTY_COLUMNS", "ExemplarDatabase", "molecule_properties", "moses_properties"]
@@ -84,11 +85,8 @@ def build_moses_properties(
     done = done.sort_values("key")
     # float16 keeps QED to ~5e-4 and SA/logP to ~8e-3 (plenty for retrieval), at 12.7 MB.
     arrays = {c: np.concatenate([np.asarray(v, dtype=np.float16) for v in done[c]]) for c in PROPERTY_COLUMNS}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    with open(partial, "wb") as handle:  # then a rename: a kill mid-write leaves no torn table
+    with atomic_write(path) as handle:  # a kill mid-write leaves no torn table
         np.savez_compressed(handle, n=len(smiles), **arrays)
-    partial.replace(path)
     journal.unlink(missing_ok=True)
     return path
 

@@ -6,12 +6,13 @@ import contextlib
 import csv
 import os
 import signal
+import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-__all__ = ["append_csv", "check_run_settings", "interrupt_on_terminate", "load_torch_file", "read_yaml_options",
+__all__ = ["append_csv", "atomic_write", "check_run_settings", "interrupt_on_terminate", "load_torch_file", "read_yaml_options",
            "save_atomic"]
 
 
@@ -33,15 +34,33 @@ def interrupt_on_terminate() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextlib.contextmanager
+def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
+    """A binary file handle whose contents replace `path` only when the block ends cleanly.
+
+    The data go to a uniquely named temporary file beside `path` and are renamed over it:
+    a kill mid-write never leaves a torn file, two processes writing the same cache never
+    mix their bytes (the last rename wins), and an exception leaves `path` as it was and
+    no temporary file behind. The parent folder is created if needed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
+    try:
+        with handle:
+            yield handle
+        os.replace(handle.name, path)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+
+
 def save_atomic(state: Any, path: str | Path) -> None:
-    """`torch.save` to a temporary file, then rename: a kill mid-write never leaves a
-    truncated checkpoint behind."""
+    """`torch.save` through `atomic_write`: a kill mid-write never leaves a truncated checkpoint."""
     import torch
 
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_write(path) as handle:
+        torch.save(state, handle)
 
 
 def load_torch_file(path: str | Path, what: str, keys: Iterable[str] = ()) -> dict[str, Any]:
@@ -97,8 +116,8 @@ def check_run_settings(journal: str | Path, current: dict[str, Any], error: type
                 f"{journal} was written with other settings ({'; '.join(changed)}); resuming would mix "
                 "results: use the same settings, or remove it or choose another output to start afresh"
             )
-    record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps(current, indent=1) + "\n")
+    with atomic_write(record) as handle:  # a torn record would block every later resume
+        handle.write((json.dumps(current, indent=1) + "\n").encode())
 
 
 def append_csv(path: str | Path, row: dict[str, Any]) -> None:

@@ -10,7 +10,6 @@ fingerprints have similarity 0.
 from __future__ import annotations
 
 import os
-import tempfile
 import zipfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +24,7 @@ from rdkit.Chem import rdFingerprintGenerator
 
 from molops.errors import InputFileError, MoleculeError
 from molops.io import existing_file, to_mol
+from molops.runfiles import atomic_write
 
 __all__ = ["morgan_fingerprint", "tanimoto", "SimilarityIndex", "packed_fingerprints"]
 
@@ -234,28 +234,20 @@ class SimilarityIndex:
 
     def save(self, path: str | Path) -> Path:
         """Write the index to an uncompressed .npz file (fast to load)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # A uniquely named temporary file, then a rename: a kill mid-write (the MOSES index is
-        # ~800 MB) or two processes building the same cache never leave a torn file behind.
-        handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
-        try:
-            with handle:  # file handle: numpy must not append '.npz'
-                np.savez(
-                    handle,
-                    fingerprints=self.fingerprints,
-                    bit_counts=self.bit_counts,
-                    smiles=self.smiles.astype(str),
-                    ids=_plain_array(self.ids),
-                    radius=self.radius,
-                    n_bits=self.n_bits,
-                    source=self.source,
-                )
-            os.replace(handle.name, path)
-        except BaseException:
-            Path(handle.name).unlink(missing_ok=True)
-            raise
-        return path
+        # Written through a rename: a kill mid-write (the MOSES index is ~800 MB) or two
+        # processes building the same cache never leave a torn file behind.
+        with atomic_write(path) as handle:  # a file handle: numpy must not append '.npz'
+            np.savez(
+                handle,
+                fingerprints=self.fingerprints,
+                bit_counts=self.bit_counts,
+                smiles=self.smiles.astype(str),
+                ids=_plain_array(self.ids),
+                radius=self.radius,
+                n_bits=self.n_bits,
+                source=self.source,
+            )
+        return Path(path)
 
     @classmethod
     def load(cls, path: str | Path) -> SimilarityIndex:

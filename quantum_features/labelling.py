@@ -37,6 +37,7 @@ from molops.conformers import generate_conformers
 from molops.distributed import describe_failure, map_items
 from molops.errors import ChemToolkitError
 from molops.io import mol_to_smiles, to_mol
+from molops.runfiles import atomic_write
 from quantum_features.errors import QuantumError
 from quantum_features.levels import REFERENCE_LEVEL, get_level
 
@@ -222,9 +223,8 @@ class LabelSet:
                for c in self.COLUMNS if c not in ("key", "smiles", "molecule_id", "kind", "device")},
             **{c: np.array(self.frame[c].astype(str).tolist(), dtype=str) for c in ("key", "smiles", "molecule_id", "kind", "device")},
         }
-        partial_path = path.with_name(path.name + ".partial.npz")
-        np.savez_compressed(partial_path, **arrays)
-        partial_path.replace(path)
+        with atomic_write(path) as handle:
+            np.savez_compressed(handle, **arrays)
         return path
 
     @classmethod
