@@ -184,6 +184,14 @@ class ExemplarDatabase:
 
         return cls(load_library_index("moses"), moses_properties())
 
+    def pristine_copy(self) -> ExemplarDatabase:
+        """A database of the molecules this one was built with (later `add`s left out).
+
+        It shares their arrays (nothing is copied) and grows on its own: one per lead, so that
+        molecules generated for one lead never steer another.
+        """
+        return ExemplarDatabase(self._indexes[0], self._properties[0])
+
     def __len__(self) -> int:
         return sum(len(i) for i in self._indexes)
 

@@ -660,9 +660,32 @@ def _exemplar_database(library: str, no_retrieval: bool):
     return ExemplarDatabase.from_file(library, log=lambda message: stderr.print(f"[yellow]{escape(message)}[/]"))
 
 
+def _optimize_lead_file(leads: pd.DataFrame, objective, settings, model: Path | None, library: str, keep: int,
+                        out: Path, workers: int | None, scheduler: str | None) -> None:
+    """`molops optimize FILE`: every lead on Dask, each lead's best printed, all kept written."""
+    from generation.batch import optimize_leads
+
+    if library != "moses" and not settings.use_retrieval:
+        library = "moses"  # not loaded without retrieval
+    table = optimize_leads(leads, objective, out=out, settings=settings, generator_path=model, library=library,
+                           keep=keep, scheduler=scheduler, n_workers=workers)
+    name = [c for c in table.columns if c.startswith("lead_") and c not in ("lead_record", "lead_name", "lead_smiles")][0]
+    value = name.removeprefix("lead_")
+    best = table.drop_duplicates("lead_record").rename(columns={"smiles": "best_smiles", value: f"best_{value}"})
+    _print_table(best, ["lead_name", name, "best_smiles", f"best_{value}", "similarity", "status", "error"],
+                 title=f"best molecule of each of {len(best)} leads ({value})")
+    console.print(f"wrote {len(table)} rows ({int((table['status'] == 'ok').sum())} molecules) to {out}")
+    failed = int((best["status"] == "failed").sum())
+    if failed:
+        first = escape(str(best.loc[best["status"] == "failed", "error"].iloc[0]))
+        stderr.print(f"[yellow]{failed} of {len(best)} leads failed[/]; first error: {first}", highlight=False)
+    if (best["status"] != "ok").all():
+        raise typer.Exit(code=1)
+
+
 @app.command()
 def optimize(
-    lead: Annotated[str, typer.Argument(help="The lead molecule (SMILES).")],
+    lead: Annotated[str, typer.Argument(help="The lead molecule (SMILES), or a file of leads (.smi/.csv/.sdf/...) optimised one by one on Dask.")],
     objective: Annotated[str, typer.Option("--objective", help="qed, plogp, logp, sa, tpsa, gap_ev, homo_ev, lumo_ev, dipole_debye; ':min' minimises (e.g. logp:min).")] = "qed",
     dock: Annotated[Optional[str], typer.Option("--dock", help="Optimise the Vina score against this dockstring target instead (e.g. DRD2).")] = None,
     min_similarity: Annotated[float, typer.Option(help="Tanimoto floor (Morgan r=2) to the lead.")] = 0.4,
@@ -679,11 +702,19 @@ def optimize(
     model: Annotated[Optional[Path], typer.Option("--model", help="Generator file (default: the shipped RetMol generator).")] = None,
     library: Annotated[str, typer.Option(help="Exemplar database: 'moses' (1.58M, precomputed properties) or a molecule file.")] = "moses",
     out: OutOption = None,
+    keep: Annotated[int, typer.Option(help="With a file of leads: best molecules kept per lead.")] = 10,
+    workers: Annotated[Optional[int], typer.Option(help="With a file of leads: local Dask worker processes (default: one per core).")] = None,
+    scheduler: Annotated[Optional[str], typer.Option(help="With a file of leads: address of an existing Dask scheduler, e.g. tcp://host:8786.")] = None,
+    smiles_column: SmilesColumn = None,
 ) -> None:
     """Optimise a lead with the retrieval-augmented generator (RetMol) under a similarity floor.
 
     Prints the best molecules found (objective, similarity to the lead, QED, SA) and writes
     all of them, ranked, to --out (.csv/.parquet/.sdf).
+
+    Given a file of leads, optimises each on its own (same settings and seed, Dask workers),
+    writes the best --keep molecules of every lead to --out (required) and prints each lead's
+    best; a journal beside --out makes a rerun resume, and unreadable leads are failed rows.
     """
     from generation.optimize import Constraint, OptimizeSettings, load_generator
     from generation.optimize import optimize as run_optimization
@@ -699,11 +730,19 @@ def optimize(
         settings = OptimizeSettings(n_iterations=n_iter, n_samples=n_samples, top_k=top_k, noise_std=noise,
                                     min_similarity=min_similarity, use_retrieval=not no_retrieval, seed=seed,
                                     constraints=tuple(constraints), goal=goal)
+        reading = (f"objective: {scorer.description}; similarity ≥ {min_similarity:g}"
+                   + "".join(f"; {c}" for c in constraints) + (f"; goal {goal:g}" if goal is not None else ""))
+        if _looks_like_file(lead):
+            if out is None:
+                raise ChemToolkitError(f"{lead}: a file of leads needs --out for the results (and its resume journal)")
+            leads = load_input(lead, smiles_column)
+            stderr.print(f"{reading}; {len(leads)} lead(s) from {lead}", highlight=False)
+            _optimize_lead_file(leads, scorer if dock else objective, settings, model, library, keep, out,
+                                workers, scheduler)
+            return
         generator = load_generator(model)
         database = _exemplar_database(library, no_retrieval)
-        stderr.print(f"objective: {scorer.description}; similarity ≥ {min_similarity:g}"
-                     + "".join(f"; {c}" for c in constraints) + (f"; goal {goal:g}" if goal is not None else ""),
-                     highlight=False)
+        stderr.print(reading, highlight=False)
         frame = run_optimization(lead, scorer, generator=generator, database=database, settings=settings)
     except (ChemToolkitError, ValueError) as exc:
         raise _fail(str(exc)) from None

@@ -553,7 +553,7 @@ def _write_sdf(frame: pd.DataFrame, path: Path) -> None:
         columns = [c for c in frame.columns if c not in ("mol",)]
         for row in frame.to_dict("records"):
             mol = row.get("mol")
-            if mol is None and row.get("smiles"):
+            if mol is None and isinstance(row.get("smiles"), str) and row["smiles"]:  # NaN in failed rows
                 mol = Chem.MolFromSmiles(row["smiles"])
             if mol is None:
                 continue  # failed rows have no structure; they stay in CSV/Parquet outputs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 
+import numpy as np
 import pandas as pd
 import pytest
 from rdkit import Chem
@@ -223,3 +224,12 @@ def test_upper_case_gzip_suffix_and_negative_xyz_atom_count(tmp_path):
     bad.write_text("-1\ncomment\nO 0 0 0\n")
     with pytest.raises(InputFileError, match="expected an atom count, got '-1'"):
         read_molecules(bad)
+
+
+def test_sdf_and_smi_writers_leave_out_rows_without_a_molecule(tmp_path):
+    frame = pd.DataFrame({"smiles": ["CCO", np.nan, None], "status": ["ok", "failed", "failed"], "score": [1.5, np.nan, np.nan]})
+    write_molecules(frame, tmp_path / "out.sdf")
+    records = list(Chem.SDMolSupplier(str(tmp_path / "out.sdf")))
+    assert len(records) == 1 and records[0].GetProp("status") == "ok" and records[0].GetDoubleProp("score") == 1.5
+    write_molecules(frame, tmp_path / "out.smi")
+    assert (tmp_path / "out.smi").read_text() == "CCO\n"
