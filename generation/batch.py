@@ -1,15 +1,17 @@
-"""Optimise a list of leads: one RetMol loop per lead on a Dask cluster, resumable.
+"""Optimise or edit a list of molecules: one generator run per molecule on Dask, resumable.
 
 A lead series is the usual input of a medicinal chemist. `optimize_leads` runs
-`generation.optimize.optimize` for every lead on the workers of a Dask cluster (a LocalCluster
-by default, any scheduler when given), each worker loading the generator and the exemplar
-database once. Every lead starts from the database as it was loaded, so that molecules generated
-for one lead never steer another: a lead's result does not depend on which worker ran it or in
-which order, and equals a single `optimize` call with the same seed.
+`generation.optimize.optimize` for every lead, and `edit_molecules` runs
+`generation.editor.edit` with one prompt for every molecule, on the workers of a Dask cluster
+(a LocalCluster by default, any scheduler when given), each worker loading the generator and
+the exemplar database once. Every molecule starts from the database as it was loaded, so that
+molecules generated for one never steer another: a result does not depend on which worker ran
+it or in which order, and equals a single call with the same seed.
 
-Results are streamed to a journal (``<out>.journal.jsonl``) as leads finish; running the same
-call again skips the leads already done and refuses to resume under other settings. A lead that
-cannot be read or optimised becomes a failed row with the reason; the others carry on.
+Results are streamed to a journal (``<out>.journal.jsonl``) as molecules finish; running the
+same call again skips the molecules already done and refuses to resume under other settings.
+A molecule that cannot be read or processed becomes a failed row with the reason; the others
+carry on.
 """
 
 from __future__ import annotations
@@ -26,27 +28,24 @@ import numpy as np
 import pandas as pd
 from rdkit import Chem
 
+from generation.editor import EditSettings, edit, intent_objective
 from generation.errors import GenerationError, check_count
 from generation.optimize import OptimizeSettings, default_generator_path, load_generator, optimize
+from generation.prompts import Interpretation, interpret
 from generation.retrieval import ExemplarDatabase
 from molops.distributed import Scheduler, map_items, read_journal
 from molops.io import existing_file, mol_to_smiles, output_format, write_molecules
 from molops.objectives import Objective, by_name
 from molops.runfiles import check_run_settings
 
-__all__ = ["optimize_leads", "MOLECULE_COLUMNS"]
-
-#: Columns of every generated molecule's row, after the lead's columns (the objective's own
-#: column comes second, as in `optimize`).
-MOLECULE_COLUMNS = ["smiles", "similarity", "qed", "sa_score", "logp", "penalized_logp", "iteration"]
-
+__all__ = ["edit_molecules", "optimize_leads"]
 
 @dataclass(frozen=True)
 class _Job:
     """What each worker needs; small and picklable (models and data load on the worker)."""
 
-    objective: Objective | str
-    settings: OptimizeSettings
+    task: Any  # Objective or its name (optimize), Interpretation (edit)
+    settings: Any  # OptimizeSettings or EditSettings
     generator_path: str
     library: str
     keep: int
@@ -63,24 +62,37 @@ def _worker_database(library: str, files_sha256: str) -> ExemplarDatabase:  # no
     return ExemplarDatabase.moses() if library == "moses" else ExemplarDatabase.from_file(library)
 
 
+def _worker_inputs(job: _Job, use_retrieval: bool):
+    database = _worker_database(job.library, job.files_sha256).pristine_copy() if use_retrieval else None
+    return _worker_generator(job.generator_path, job.files_sha256), database
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    # to_json turns numpy scalars and NaN into plain JSON; the journal must hold JSON.
+    return json.loads(frame.to_json(orient="records"))
+
+
 def _optimize_lead(job: _Job, item: dict[str, Any]) -> dict[str, Any]:
     """One lead's loop on a worker: its best `job.keep` molecules as JSON-ready rows."""
     if item["error"] is not None:
         raise GenerationError(item["error"])
-    objective = by_name(job.objective) if isinstance(job.objective, str) else job.objective
-    database = _worker_database(job.library, job.files_sha256).pristine_copy() if job.settings.use_retrieval else None
-    frame = optimize(item["smiles"], objective, generator=_worker_generator(job.generator_path, job.files_sha256),
-                     database=database, settings=job.settings, progress=False)
-    lead = frame.attrs["lead"]
-    return {
-        "name": item["name"],
-        "lead_smiles": lead["smiles"],
-        "lead_value": float(lead[objective.name]),
-        "objective": objective.name,
-        "n_found": len(frame),
-        # to_json turns numpy scalars and NaN into plain JSON; the journal must hold JSON.
-        "molecules": json.loads(frame.head(job.keep).to_json(orient="records")),
-    }
+    objective = by_name(job.task) if isinstance(job.task, str) else job.task
+    generator, database = _worker_inputs(job, job.settings.use_retrieval)
+    frame = optimize(item["smiles"], objective, generator=generator, database=database, settings=job.settings,
+                     progress=False)
+    return {"name": item["name"], "input": frame.attrs["lead"], "n_found": len(frame),
+            "molecules": _records(frame.head(job.keep))}
+
+
+def _edit_molecule(job: _Job, item: dict[str, Any]) -> dict[str, Any]:
+    """One molecule's edits on a worker, best first, as JSON-ready rows."""
+    if item["error"] is not None:
+        raise GenerationError(item["error"])
+    generator, database = _worker_inputs(job, job.settings.use_retrieval)
+    frame = edit(item["smiles"], job.task, n=job.keep, generator=generator, database=database,
+                 settings=job.settings, progress=False)
+    return {"name": item["name"], "input": frame.attrs["input"], "n_found": int(frame.attrs["candidates"]),
+            "notes": "; ".join(frame.attrs["notes"]) or None, "molecules": _records(frame)}
 
 
 def _items(leads: Iterable[str | Chem.Mol] | pd.DataFrame) -> list[dict[str, Any]]:
@@ -116,29 +128,67 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None  # map_items fills absent values with NaN
 
 
-def _table(rows: list[dict[str, Any]], objective_name: str) -> pd.DataFrame:
-    """One row per kept molecule (ranked within its lead); one row for a lead with none."""
-    lead_column = f"lead_{objective_name}"
-    columns = ["lead_record", "lead_name", "lead_smiles", lead_column, "rank", "smiles", objective_name,
-               *[c for c in MOLECULE_COLUMNS if c not in ("smiles", objective_name)], "status", "error", "seconds"]
-    table = []
+def _table(rows: list[dict[str, Any]], prefix: str, value_columns: list[str]) -> pd.DataFrame:
+    """One row per kept molecule (ranked within its input); one row for an input with none.
+
+    Columns: ``<prefix>_record``, ``<prefix>_name``, ``<prefix>_smiles``, the input's
+    ``<prefix>_<value>`` for each of `value_columns`, ``rank``, the molecule's columns,
+    ``status``, ``error``, ``notes`` (only when some input has one), ``seconds``.
+    """
+    table, molecule_columns = [], {}
     for row in rows:
-        lead = {"lead_record": int(row["key"]) + 1, "lead_name": row.get("name"),
-                "lead_smiles": _text(row.get("lead_smiles")), lead_column: row.get("lead_value", np.nan),
-                "seconds": row.get("seconds")}
+        given = row.get("input") if isinstance(row.get("input"), dict) else {}
+        head = {f"{prefix}_record": int(row["key"]) + 1, f"{prefix}_name": row.get("name"),
+                f"{prefix}_smiles": given.get("smiles"),
+                **{f"{prefix}_{c}": given.get(c, np.nan) for c in value_columns}}
+        tail = {"notes": _text(row.get("notes")), "seconds": row.get("seconds")}
         molecules = row.get("molecules")
-        molecules = molecules if isinstance(molecules, list) else []  # NaN in a failed lead's row
+        molecules = molecules if isinstance(molecules, list) else []  # NaN in a failed row
         if _text(row.get("error")) is not None:
-            table.append({**lead, "status": "failed", "error": row["error"]})
+            table.append({**head, "status": "failed", "error": row["error"], **tail})
         elif not molecules:
-            table.append({**lead, "status": "none found",
-                          "error": "no valid molecule met the similarity floor and constraints"})
+            table.append({**head, "status": "none found",
+                          "error": "no valid molecule met the similarity floor and constraints", **tail})
         for rank, molecule in enumerate(molecules, start=1):
-            table.append({**lead, "rank": rank, **molecule, "status": "ok", "error": None})
+            molecule_columns.update(dict.fromkeys(molecule))
+            table.append({**head, "rank": rank, **molecule, "status": "ok", "error": None, **tail})
+    columns = [f"{prefix}_record", f"{prefix}_name", f"{prefix}_smiles", *[f"{prefix}_{c}" for c in value_columns],
+               "rank", *(molecule_columns or ["smiles"]), "status", "error", "notes", "seconds"]
     frame = pd.DataFrame(table, columns=columns)
-    frame["rank"] = frame["rank"].astype("Int64")
-    frame["iteration"] = frame["iteration"].astype("Int64")
+    if frame["notes"].isna().all():  # the editor's notes on bounds (e.g. QED cannot gain 0.1)
+        frame = frame.drop(columns="notes")
+    for column in ("rank", "iteration"):
+        if column in frame.columns:
+            frame[column] = frame[column].astype("Int64")
     return frame
+
+
+def _run_series(molecules, worker, task, settings, *, record: dict[str, Any], out: str | Path,
+                generator_path: str | Path | None, library: str | Path, keep: int, what: str,
+                scheduler: Scheduler, n_workers: int | None, processes: bool, progress: bool,
+                retry_failed: bool) -> list[dict[str, Any]]:
+    """Checks, journal and Dask map shared by both entry points; journal rows with input names."""
+    out = Path(out)
+    output_format(out)  # an unwritable format is refused before hours of work
+    generator_file = Path(generator_path) if generator_path is not None else default_generator_path()
+    library = str(library)
+    journal = out.with_name(out.name + ".journal.jsonl")
+    files = {"generator_sha256": _file_digest(existing_file(generator_file)),
+             "library": library if library == "moses" else f"{library} (sha256 {_file_digest(existing_file(library))})"}
+    check_run_settings(journal, {**record, "settings": asdict(settings), **files, "keep": keep}, GenerationError)
+    by_key = dict(enumerate(_items(molecules)))
+    for row in read_journal(journal):
+        item = by_key.get(row["key"])
+        if item is None or item["name"] != row.get("name", item["name"]):
+            raise GenerationError(f"{journal} belongs to another list of molecules (row {row['key']} is "
+                                  f"{row.get('name')!r}, the input has {item['name'] if item else 'no such row'!r}); "
+                                  "remove it or choose another output to start afresh")
+    job = _Job(task=task, settings=settings, generator_path=str(generator_file), library=library, keep=keep,
+               files_sha256=json.dumps(files))
+    frame = map_items(partial(worker, job), by_key, scheduler=scheduler, journal=journal, retry_failed=retry_failed,
+                      progress=progress, description=what, n_workers=n_workers, processes=processes)
+    # A failed row holds no name: it comes from the input.
+    return [{**r, "name": by_key[r["key"]]["name"]} for r in frame.to_dict("records")]
 
 
 def optimize_leads(
@@ -195,29 +245,66 @@ def optimize_leads(
         raise GenerationError(str(exc)) from None
     if not isinstance(objective, Objective):
         raise GenerationError(f"objective {objective!r}: expected a molops.objectives.Objective or its name")
-    out = Path(out)
-    output_format(out)  # an unwritable format is refused before hours of work
-    generator_file = Path(generator_path) if generator_path is not None else default_generator_path()
-    library = str(library)
-    journal = out.with_name(out.name + ".journal.jsonl")
-    files = {"generator_sha256": _file_digest(existing_file(generator_file)),
-             "library": library if library == "moses" else f"{library} (sha256 {_file_digest(existing_file(library))})"}
-    check_run_settings(journal, {"objective": objective.description or objective.name, "objective_name": objective.name,
-                                 "settings": asdict(settings), **files, "keep": keep}, GenerationError)
-    by_key = dict(enumerate(_items(leads)))
-    for row in read_journal(journal):
-        item = by_key.get(row["key"])
-        if item is None or item["name"] != row.get("name", item["name"]):
-            raise GenerationError(f"{journal} belongs to another list of leads (row {row['key']} is "
-                                  f"{row.get('name')!r}, the input has {item['name'] if item else 'no such row'!r}); "
-                                  "remove it or choose another output to start afresh")
-    job = _Job(objective=name_given or objective, settings=settings, generator_path=str(generator_file),
-               library=library, keep=keep, files_sha256=json.dumps(files))
-    frame = map_items(partial(_optimize_lead, job), by_key, scheduler=scheduler, journal=journal,
-                      retry_failed=retry_failed, progress=progress, description=f"optimising {objective.name}",
-                      n_workers=n_workers, processes=processes)
-    # A failed lead's row holds no name: it comes from the input.
-    rows = [{**r, "name": by_key[r["key"]]["name"]} for r in frame.to_dict("records")]
-    table = _table(rows, objective.name)
+    rows = _run_series(leads, _optimize_lead, name_given or objective, settings,
+                       record={"objective": objective.description or objective.name, "objective_name": objective.name},
+                       out=out, generator_path=generator_path, library=library, keep=keep,
+                       what=f"optimising {objective.name}", scheduler=scheduler, n_workers=n_workers,
+                       processes=processes, progress=progress, retry_failed=retry_failed)
+    table = _table(rows, "lead", [objective.name])
     write_molecules(table, out)  # SDF/SMI: 2D molecules from the SMILES; rows without one are left out
+    return table
+
+
+def edit_molecules(
+    molecules: Iterable[str | Chem.Mol] | pd.DataFrame,
+    prompt: str | Interpretation,
+    *,
+    out: str | Path,
+    n: int = 5,
+    min_similarity: float = 0.6,
+    settings: EditSettings = EditSettings(),
+    generator_path: str | Path | None = None,
+    library: str | Path = "moses",
+    scheduler: Scheduler = None,
+    n_workers: int | None = None,
+    processes: bool = True,
+    progress: bool = True,
+    retry_failed: bool = False,
+) -> pd.DataFrame:
+    """Edit every molecule as `prompt` asks; resumable, one row per edit.
+
+    The prompt is read once, here (a prompt that cannot be grounded is refused before any
+    work), and the same reading is applied to every molecule.
+
+    Args:
+        molecules: SMILES, RDKit Mols, or a `molops.io.read_molecules` frame.
+        prompt: e.g. "make it more soluble in water", or an `Interpretation` already read.
+        out: results file (.csv/.parquet/.sdf/.smi) with its resume journal beside it, as in
+            `optimize_leads`.
+        n: edits per molecule (`generation.editor.edit`).
+        min_similarity: Tanimoto floor to each input (when `prompt` is text).
+        settings: the editor's search effort.
+
+    Returns:
+        DataFrame, inputs in order and edits best first within each: ``input_record``,
+        ``input_name``, ``input_smiles``, the input's value of each property the prompt
+        names (``input_<property>``), ``rank``, the columns of `generation.editor.edit`
+        (``smiles``, ``similarity``, property values, ``delta_<property>``, ``hit_loose``,
+        ``hit_strict``, ``qed``, ``sa_score``), ``status``, ``error`` and ``seconds``.
+
+    Raises:
+        PromptError: the prompt cannot be grounded.
+        GenerationError: bad `n` or floor, or a resume under other settings.
+    """
+    check_count("n (edits per molecule)", n)
+    reading = prompt if isinstance(prompt, Interpretation) else interpret(prompt, min_similarity)
+    properties = list(dict.fromkeys(intent_objective(i).name for i in reading.intents))
+    rows = _run_series(molecules, _edit_molecule, reading, settings,
+                       record={"reading": reading.describe(), "signature": repr(reading.signature())},
+                       out=out, generator_path=generator_path, library=library, keep=n,
+                       what="editing", scheduler=scheduler, n_workers=n_workers,
+                       processes=processes, progress=progress, retry_failed=retry_failed)
+    table = _table(rows, "input", properties)
+    table.attrs["interpretation"] = reading.describe()
+    write_molecules(table, out)
     return table

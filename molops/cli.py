@@ -759,9 +759,29 @@ def optimize(
         _write_ranked(frame, out, "molecules")
 
 
+def _edit_file(molecules: pd.DataFrame, reading, n: int, model: Path | None, library: str, settings, out: Path,
+               workers: int | None, scheduler: str | None) -> None:
+    """`molops edit FILE PROMPT`: every molecule on Dask, each one's best edit printed, all edits written."""
+    from generation.batch import edit_molecules
+
+    table = edit_molecules(molecules, reading, out=out, n=n, settings=settings, generator_path=model, library=library,
+                           scheduler=scheduler, n_workers=workers)
+    best = table.drop_duplicates("input_record")
+    properties = [c for c in table.columns if c.startswith("delta_")]
+    _print_table(best, ["input_name", "smiles", "similarity", *properties, "hit_loose", "hit_strict", "status", "error"],
+                 title=f"best edit of each of {len(best)} molecules ({int(best['hit_strict'].fillna(False).astype(bool).sum())} strict hits)")
+    console.print(f"wrote {len(table)} rows ({int((table['status'] == 'ok').sum())} edits) to {out}")
+    failed = int((best["status"] == "failed").sum())
+    if failed:
+        first = escape(str(best.loc[best["status"] == "failed", "error"].iloc[0]))
+        stderr.print(f"[yellow]{failed} of {len(best)} molecules failed[/]; first error: {first}", highlight=False)
+    if (best["status"] != "ok").all():
+        raise typer.Exit(code=1)
+
+
 @app.command()
 def edit(
-    molecule: Annotated[str, typer.Argument(help="The molecule to edit (SMILES).")],
+    molecule: Annotated[str, typer.Argument(help="The molecule to edit (SMILES), or a file of molecules (.smi/.csv/.sdf/...) each edited on Dask.")],
     prompt: Annotated[str, typer.Argument(help='What to change, in words, e.g. "make it more soluble in water".')],
     n: Annotated[int, typer.Option("--n", help="Edits to return.")] = 5,
     min_similarity: Annotated[float, typer.Option(help="Tanimoto floor (Morgan r=2) to the input.")] = 0.6,
@@ -775,12 +795,19 @@ def edit(
         help="Add the input's one-step analogues within the floor to the exemplars (they guide the generator)."
     )] = True,
     out: OutOption = None,
+    workers: Annotated[Optional[int], typer.Option(help="With a file of molecules: local Dask worker processes (default: one per core).")] = None,
+    scheduler: Annotated[Optional[str], typer.Option(help="With a file of molecules: address of an existing Dask scheduler.")] = None,
+    smiles_column: SmilesColumn = None,
 ) -> None:
     """Edit a molecule as a text prompt asks ("fewer H-bond donors", "look more like aspirin").
 
     Prints how the prompt was read (which property, which way, the similarity floor), then the
     edits: strict hits first, closest to the input first. Prompts the editor cannot ground in a
     property it can change are refused.
+
+    Given a file of molecules, edits each as the prompt asks (read once), writes every
+    molecule's edits to --out (required; a journal beside it makes a rerun resume) and prints
+    each molecule's best edit; unreadable molecules are failed rows.
     """
     from generation.editor import EditSettings
     from generation.editor import edit as run_edit
@@ -791,6 +818,12 @@ def edit(
         reading = interpret(prompt, min_similarity)
         stderr.print(f"read as: {reading.describe()}", highlight=False)
         if explain:
+            return
+        if _looks_like_file(molecule):
+            if out is None:
+                raise ChemToolkitError(f"{molecule}: a file of molecules needs --out for the edits (and its resume journal)")
+            _edit_file(load_input(molecule, smiles_column), reading, n, model, library,
+                       EditSettings(n_iterations=n_iter, seed=seed, analogue_exemplars=analogues), out, workers, scheduler)
             return
         to_mol(molecule)  # a clear parse error before the model loads
         frame = run_edit(molecule, reading, n=n, generator=load_generator(model),

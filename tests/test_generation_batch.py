@@ -73,7 +73,7 @@ def test_a_rerun_resumes_and_other_settings_or_leads_are_refused(files, tmp_path
 
     with pytest.raises(GenerationError, match=r"other settings.*seed"):
         run(out, files, settings=OptimizeSettings(**{**SETTINGS.__dict__, "seed": 1}))
-    with pytest.raises(GenerationError, match="another list of leads"):
+    with pytest.raises(GenerationError, match="another list of molecules"):
         run(out, files, leads=["CCO", *LEADS[1:]])
     assert len(journal.read_text().splitlines()) == 3  # nothing lost
 
@@ -114,3 +114,48 @@ def test_cli_optimizes_a_file_of_leads(files, tmp_path):
 
     missing_out = CliRunner().invoke(app, ["optimize", str(leads), "--model", str(model)])
     assert missing_out.exit_code == 1 and "needs --out" in missing_out.output
+
+
+def test_a_prompt_is_read_once_and_applied_to_every_molecule(files, tiny_generator, tmp_path):
+    from generation.batch import edit_molecules
+    from generation.editor import EditSettings, edit
+    from generation.prompts import PromptError
+
+    settings = EditSettings(n_iterations=2, n_samples=8, top_k=2, k_exemplars=2, noise_std=1.5, max_rounds=1)
+    model, library = files
+    molecules = [GENERATOR_LIBRARY[0], "c1ccccc1", "C1CC("]  # benzene has no donor to lose
+    out = tmp_path / "edits.csv"
+    table = edit_molecules(molecules, "fewer hydrogen bond donors", out=out, n=3, min_similarity=0.3, settings=settings,
+                           generator_path=model, library=library, n_workers=1, processes=False, progress=False)
+    assert table.attrs["interpretation"] == "decrease H-bond donors (fewer donors); similarity ≥ 0.3"
+    assert table.groupby("input_record")["status"].first().tolist()[1:] == ["failed", "failed"]
+    assert "already 0, the lowest value possible" in table.loc[table["input_record"] == 2, "error"].iloc[0]
+    first = table[table["input_record"] == 1]
+    single = edit(GENERATOR_LIBRARY[0], "fewer hydrogen bond donors", n=3, min_similarity=0.3, generator=tiny_generator,
+                  database=ExemplarDatabase.from_file(library), settings=settings, progress=False)
+    assert first["input_hbd"].iloc[0] == 1.0
+    if len(single):
+        assert first["smiles"].tolist() == single["smiles"].tolist()
+        assert (first["delta_hbd"] == first["hbd"] - 1).all() and (first["similarity"] >= 0.3).all()
+    assert len(pd.read_csv(out)) == len(table)
+    with pytest.raises(PromptError):
+        edit_molecules(molecules, "make it smell of roses", out=tmp_path / "roses.csv")
+    assert not (tmp_path / "roses.csv.journal.jsonl").exists()
+
+
+def test_cli_edits_a_file_of_molecules(files, tmp_path):
+    from typer.testing import CliRunner
+
+    from molops.cli import app
+
+    model, library = files
+    molecules = tmp_path / "series.smi"
+    molecules.write_text(f"{GENERATOR_LIBRARY[0]} anilide\n{GENERATOR_LIBRARY[1]} paracetamol\n")
+    out = tmp_path / "edits.csv"
+    result = CliRunner().invoke(app, ["edit", str(molecules), "more hydrogen bond donors", "--min-similarity", "0.3",
+                                      "--n-iter", "2", "--model", str(model), "--library", str(library),
+                                      "--no-analogues", "--workers", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "best edit of each of 2 molecules" in result.output
+    table = pd.read_csv(out)
+    assert set(table["input_name"]) == {"anilide", "paracetamol"} and "delta_hbd" in table.columns
