@@ -674,11 +674,16 @@ def _optimize_lead_file(leads: pd.DataFrame, objective, settings, model: Path | 
     best = table.drop_duplicates("lead_record").rename(columns={"smiles": "best_smiles", value: f"best_{value}"})
     _print_table(best, ["lead_name", name, "best_smiles", f"best_{value}", "similarity", "status", "error"],
                  title=f"best molecule of each of {len(best)} leads ({value})")
-    console.print(f"wrote {len(table)} rows ({int((table['status'] == 'ok').sum())} molecules) to {out}")
+    _report_series(table, best, out, "molecules", "leads")
+
+
+def _report_series(table: pd.DataFrame, best: pd.DataFrame, out: Path, found: str, inputs: str) -> None:
+    """What a file run wrote and how many inputs failed; exit 1 when no input gave a result."""
+    console.print(f"wrote {len(table)} rows ({int((table['status'] == 'ok').sum())} {found}) to {out}")
     failed = int((best["status"] == "failed").sum())
     if failed:
         first = escape(str(best.loc[best["status"] == "failed", "error"].iloc[0]))
-        stderr.print(f"[yellow]{failed} of {len(best)} leads failed[/]; first error: {first}", highlight=False)
+        stderr.print(f"[yellow]{failed} of {len(best)} {inputs} failed[/]; first error: {first}", highlight=False)
     if (best["status"] != "ok").all():
         raise typer.Exit(code=1)
 
@@ -770,13 +775,7 @@ def _edit_file(molecules: pd.DataFrame, reading, n: int, model: Path | None, lib
     properties = [c for c in table.columns if c.startswith("delta_")]
     _print_table(best, ["input_name", "smiles", "similarity", *properties, "hit_loose", "hit_strict", "status", "error"],
                  title=f"best edit of each of {len(best)} molecules ({int(best['hit_strict'].fillna(False).astype(bool).sum())} strict hits)")
-    console.print(f"wrote {len(table)} rows ({int((table['status'] == 'ok').sum())} edits) to {out}")
-    failed = int((best["status"] == "failed").sum())
-    if failed:
-        first = escape(str(best.loc[best["status"] == "failed", "error"].iloc[0]))
-        stderr.print(f"[yellow]{failed} of {len(best)} molecules failed[/]; first error: {first}", highlight=False)
-    if (best["status"] != "ok").all():
-        raise typer.Exit(code=1)
+    _report_series(table, best, out, "edits", "molecules")
 
 
 @app.command()
