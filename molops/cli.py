@@ -279,8 +279,9 @@ def featurize(
     records = frame.to_dict("records")
     good = [r for r in records if r["error"] is None]
     names = [f"{i}:{_label(r)}" for i, r in enumerate(records) if r["error"] is None]
-    result = featurize_many([r["mol"] for r in good], out, names=names, scheduler=scheduler,
-                            progress=True, n_workers=workers, level=level, gradient=gradient)
+    with _resumable(out):
+        result = featurize_many([r["mol"] for r in good], out, names=names, scheduler=scheduler,
+                                progress=True, n_workers=workers, level=level, gradient=gradient)
     failed_inputs = pd.DataFrame(
         {"key": [f"{i}:{_label(r)}" for i, r in enumerate(records) if r["error"] is not None],
          "error": [r["error"] for r in records if r["error"] is not None]}
@@ -426,8 +427,9 @@ def dock(
     stderr.print(f"docking {len(frame)} ligand(s) into {docking_target.name} ({docking_target.box})", highlight=False)
     parquet = out if out.suffix.lower() == ".parquet" else out.with_suffix(".parquet")
     try:
-        result = dock_library(frame, docking_target, out=parquet, poses=poses, settings=settings,
-                              scheduler=scheduler, n_workers=workers)
+        with _resumable(parquet):
+            result = dock_library(frame, docking_target, out=parquet, poses=poses, settings=settings,
+                                  scheduler=scheduler, n_workers=workers)
     except ChemToolkitError as exc:
         raise _fail(str(exc)) from None
     if parquet != out:
@@ -455,6 +457,21 @@ def _stoppable(verb: str, config: Path):
             yield
     except KeyboardInterrupt:
         stderr.print(f"stopped; checkpoint written. Resume with: molops {verb} {config}")
+        raise typer.Exit(code=130) from None
+
+
+@contextlib.contextmanager
+def _resumable(out: Path):
+    """Ctrl-C or SIGTERM stop a journalled batch job with a message instead of a traceback:
+    every finished row is already in the journal beside `out`, and the same command resumes."""
+    from molops.runfiles import interrupt_on_terminate
+
+    try:
+        with interrupt_on_terminate():
+            yield
+    except KeyboardInterrupt:
+        stderr.print(f"stopped; finished rows are kept beside {out}. Run the same command again to resume.",
+                     highlight=False)
         raise typer.Exit(code=130) from None
 
 
@@ -579,8 +596,9 @@ def label(
     if not molecules:
         raise _fail("no readable molecule to label")
     try:
-        labels, table = label_molecules(molecules, out, options=options, scheduler=scheduler, n_workers=workers,
-                                        max_minutes=max_minutes, retry_failed=retry_failed)
+        with _resumable(out):
+            labels, table = label_molecules(molecules, out, options=options, scheduler=scheduler, n_workers=workers,
+                                            max_minutes=max_minutes, retry_failed=retry_failed)
     except ChemToolkitError as exc:
         raise _fail(str(exc)) from None
     failed = table[table["error"].notna()]
@@ -626,7 +644,8 @@ def screen(
             predict=tuple(p.strip() for p in predict.split(",") if p.strip()), dock_top=dock_top,
             preselect=column, preselect_direction="minimize" if direction == "min" else "maximize",
             exhaustiveness=exhaustiveness, chunk_size=chunk_size)
-        summary = run_screen(library, out, settings, scheduler=scheduler, n_workers=workers, smiles_column=smiles_column)
+        with _resumable(out):
+            summary = run_screen(library, out, settings, scheduler=scheduler, n_workers=workers, smiles_column=smiles_column)
     except (ChemToolkitError, ValueError) as exc:
         raise _fail(str(exc)) from None
     console.print(summary.as_text(), highlight=False)
@@ -667,8 +686,9 @@ def _optimize_lead_file(leads: pd.DataFrame, objective, settings, model: Path | 
 
     if library != "moses" and not settings.use_retrieval:
         library = "moses"  # not loaded without retrieval
-    table = optimize_leads(leads, objective, out=out, settings=settings, generator_path=model, library=library,
-                           keep=keep, scheduler=scheduler, n_workers=workers)
+    with _resumable(out):
+        table = optimize_leads(leads, objective, out=out, settings=settings, generator_path=model, library=library,
+                               keep=keep, scheduler=scheduler, n_workers=workers)
     name = [c for c in table.columns if c.startswith("lead_") and c not in ("lead_record", "lead_name", "lead_smiles")][0]
     value = name.removeprefix("lead_")
     best = table.drop_duplicates("lead_record").rename(columns={"smiles": "best_smiles", value: f"best_{value}"})
@@ -769,8 +789,9 @@ def _edit_file(molecules: pd.DataFrame, reading, n: int, model: Path | None, lib
     """`molops edit FILE PROMPT`: every molecule on Dask, each one's best edit printed, all edits written."""
     from generation.batch import edit_molecules
 
-    table = edit_molecules(molecules, reading, out=out, n=n, settings=settings, generator_path=model, library=library,
-                           scheduler=scheduler, n_workers=workers)
+    with _resumable(out):
+        table = edit_molecules(molecules, reading, out=out, n=n, settings=settings, generator_path=model,
+                               library=library, scheduler=scheduler, n_workers=workers)
     best = table.drop_duplicates("input_record")
     properties = [c for c in table.columns if c.startswith("delta_")]
     _print_table(best, ["input_name", "smiles", "similarity", *properties, "hit_loose", "hit_strict", "status", "error"],

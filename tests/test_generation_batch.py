@@ -159,3 +159,20 @@ def test_cli_edits_a_file_of_molecules(files, tmp_path):
     assert "best edit of each of 2 molecules" in result.output
     table = pd.read_csv(out)
     assert set(table["input_name"]) == {"anilide", "paracetamol"} and "delta_hbd" in table.columns
+
+
+def test_ctrl_c_stops_a_file_run_with_a_resume_hint(files, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import generation.batch
+    from molops.cli import app
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(generation.batch, "optimize_leads", interrupted)
+    leads = tmp_path / "leads.smi"
+    leads.write_text(f"{LEADS[0]}\n")
+    result = CliRunner().invoke(app, ["optimize", str(leads), "--model", str(files[0]), "--out", str(tmp_path / "o.csv")])
+    assert result.exit_code == 130
+    assert "stopped; finished rows are kept" in result.output and "same command again to resume" in result.output
