@@ -221,7 +221,9 @@ def optimize_leads(
         library: exemplar database: "moses" (1.58M, precomputed properties) or a molecule file.
         keep: best molecules kept per lead.
         scheduler: None (a LocalCluster of `n_workers` processes), a scheduler address, or a
-            ``distributed.Client`` (e.g. a dask-jobqueue SLURM cluster's).
+            ``distributed.Client`` (e.g. a dask-jobqueue SLURM cluster's). Workers open the
+            generator and library files by path: on a cluster they must see the same
+            filesystem (the shipped generator comes with the package).
         retry_failed: on resume, optimise again the leads that failed before.
 
     Returns:
