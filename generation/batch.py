@@ -33,8 +33,9 @@ from generation.errors import GenerationError, check_count
 from generation.optimize import OptimizeSettings, default_generator_path, load_generator, optimize
 from generation.prompts import Interpretation, interpret
 from generation.retrieval import ExemplarDatabase
-from molops.distributed import Scheduler, map_items, read_journal
+from molops.distributed import Scheduler, map_items
 from molops.io import existing_file, mol_to_smiles, output_format, write_molecules
+from molops.library import load_library_index, moses_index_path
 from molops.objectives import Objective, by_name
 from molops.runfiles import check_run_settings
 
@@ -69,7 +70,7 @@ def _worker_inputs(job: _Job, use_retrieval: bool):
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     # to_json turns numpy scalars and NaN into plain JSON; the journal must hold JSON.
-    return json.loads(frame.to_json(orient="records"))
+    return json.loads(frame.to_json(orient="records", double_precision=15))
 
 
 def _optimize_lead(job: _Job, item: dict[str, Any]) -> dict[str, Any]:
@@ -101,8 +102,9 @@ def _items(leads: Iterable[str | Chem.Mol] | pd.DataFrame) -> list[dict[str, Any
     if isinstance(leads, pd.DataFrame):
         for position, row in enumerate(leads.to_dict("records")):
             mol, error = row.get("mol"), row.get("error") if isinstance(row.get("error"), str) else None
-            smiles = row.get("smiles") if isinstance(row.get("smiles"), str) else (
-                mol_to_smiles(mol) if mol is not None else None)
+            # The structure that was read decides; a SMILES column or SD tag is only a fallback.
+            smiles = mol_to_smiles(mol) if isinstance(mol, Chem.Mol) else (
+                row.get("smiles") if isinstance(row.get("smiles"), str) else None)
             name = row.get("name") if isinstance(row.get("name"), str) and row.get("name") else (
                 smiles or f"record {row.get('record', position + 1)}")
             if error is None and smiles is None:
@@ -117,6 +119,19 @@ def _items(leads: Iterable[str | Chem.Mol] | pd.DataFrame) -> list[dict[str, Any
         else:
             items.append({"name": str(value), "smiles": str(value), "error": None})
     return items
+
+
+def _keyed(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Items under content keys (name, SMILES, error; ``#n`` for the n-th repeat): a resumed run
+    reuses exactly the rows of unchanged molecules, wherever they now stand in the file, and
+    computes the ones added or corrected."""
+    keyed, seen = {}, {}
+    for position, item in enumerate(items):
+        content = "\t".join(str(item[k]) for k in ("name", "smiles", "error"))
+        digest = hashlib.sha256(content.encode()).hexdigest()[:16]
+        seen[digest] = seen.get(digest, 0) + 1
+        keyed[f"{digest}#{seen[digest]}"] = {**item, "position": position}
+    return keyed
 
 
 def _file_digest(path: Path) -> str:
@@ -138,8 +153,9 @@ def _table(rows: list[dict[str, Any]], prefix: str, value_columns: list[str]) ->
     table, molecule_columns = [], {}
     for row in rows:
         given = row.get("input") if isinstance(row.get("input"), dict) else {}
-        head = {f"{prefix}_record": int(row["key"]) + 1, f"{prefix}_name": row.get("name"),
-                f"{prefix}_smiles": given.get("smiles"),
+        head = {f"{prefix}_record": row["position"] + 1, f"{prefix}_name": row["name"],
+                # as the generator read it; for a failed row, as it was given
+                f"{prefix}_smiles": given.get("smiles", row["given_smiles"]),
                 **{f"{prefix}_{c}": given.get(c, np.nan) for c in value_columns}}
         tail = {"notes": _text(row.get("notes")), "seconds": row.get("seconds")}
         molecules = row.get("molecules")
@@ -170,25 +186,36 @@ def _run_series(molecules, worker, task, settings, *, record: dict[str, Any], ou
     """Checks, journal and Dask map shared by both entry points; journal rows with input names."""
     out = Path(out)
     output_format(out)  # an unwritable format is refused before hours of work
-    generator_file = Path(generator_path) if generator_path is not None else default_generator_path()
+    # Absolute paths: cluster workers may start in another folder.
+    generator_file = existing_file(generator_path if generator_path is not None else default_generator_path()).resolve()
     library = str(library)
+    uses_library = getattr(settings, "use_retrieval", True)
+    if uses_library and library != "moses":
+        library = str(existing_file(library).resolve())
+    files = {"generator_sha256": _file_digest(generator_file),
+             "library": "not used" if not uses_library else "moses" if library == "moses" else f"sha256 {_file_digest(Path(library))}"}
     journal = out.with_name(out.name + ".journal.jsonl")
-    files = {"generator_sha256": _file_digest(existing_file(generator_file)),
-             "library": library if library == "moses" else f"{library} (sha256 {_file_digest(existing_file(library))})"}
     check_run_settings(journal, {**record, "settings": asdict(settings), **files, "keep": keep}, GenerationError)
-    by_key = dict(enumerate(_items(molecules)))
-    for row in read_journal(journal):
-        item = by_key.get(row["key"])
-        if item is None or item["name"] != row.get("name", item["name"]):
-            raise GenerationError(f"{journal} belongs to another list of molecules (row {row['key']} is "
-                                  f"{row.get('name')!r}, the input has {item['name'] if item else 'no such row'!r}); "
-                                  "remove it or choose another output to start afresh")
+    if uses_library and library == "moses" and not moses_index_path().exists():
+        # Built once here: workers (daemon processes) cannot start the cluster that builds it.
+        load_library_index("moses", progress=progress)
+    by_key = _keyed(_items(molecules))
     job = _Job(task=task, settings=settings, generator_path=str(generator_file), library=library, keep=keep,
                files_sha256=json.dumps(files))
     frame = map_items(partial(worker, job), by_key, scheduler=scheduler, journal=journal, retry_failed=retry_failed,
                       progress=progress, description=what, n_workers=n_workers, processes=processes)
-    # A failed row holds no name: it comes from the input.
-    return [{**r, "name": by_key[r["key"]]["name"]} for r in frame.to_dict("records")]
+    # Names and positions come from this run's input (a failed row holds neither).
+    rows = [{**r, "name": by_key[r["key"]]["name"], "position": by_key[r["key"]]["position"],
+             "given_smiles": by_key[r["key"]]["smiles"]} for r in frame.to_dict("records")]
+    return sorted(rows, key=lambda r: r["position"])
+
+
+def _write(table: pd.DataFrame, out: str | Path, prefix: str) -> None:
+    """The table to `out`; SDF titles and SMILES-file names say which input a molecule came from."""
+    written = table.copy()
+    written["name"] = [f"{name} #{rank}" if pd.notna(rank) else name
+                       for name, rank in zip(written[f"{prefix}_name"], written["rank"])]
+    write_molecules(written, out)  # SDF/SMI: 2D molecules from the SMILES; rows without one are left out
 
 
 def optimize_leads(
@@ -253,7 +280,7 @@ def optimize_leads(
                        what=f"optimising {objective.name}", scheduler=scheduler, n_workers=n_workers,
                        processes=processes, progress=progress, retry_failed=retry_failed)
     table = _table(rows, "lead", [objective.name])
-    write_molecules(table, out)  # SDF/SMI: 2D molecules from the SMILES; rows without one are left out
+    _write(table, out, "lead")
     return table
 
 
@@ -308,5 +335,5 @@ def edit_molecules(
                        processes=processes, progress=progress, retry_failed=retry_failed)
     table = _table(rows, "input", properties)
     table.attrs["interpretation"] = reading.describe()
-    write_molecules(table, out)
+    _write(table, out, "input")
     return table

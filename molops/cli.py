@@ -70,6 +70,7 @@ def _checked_out(path: Path | None) -> Path | None:
 OutOption = Annotated[Optional[Path], typer.Option("--out", "-o", callback=_checked_out,
                                                    help="Output file; format from the extension (.csv/.parquet/.sdf/.smi).")]
 SmilesColumn = Annotated[Optional[str], typer.Option("--smiles-column", help="SMILES column of a .csv/.tsv input.")]
+RetryFailed = Annotated[bool, typer.Option("--retry-failed", help="On resume, compute again the rows that failed before.")]
 
 
 @app.callback()
@@ -380,6 +381,7 @@ def dock(
     ph: Annotated[float, typer.Option(help="Protonate ligands at this pH.")] = 7.4,
     workers: Annotated[Optional[int], typer.Option(help="Local Dask worker processes (default: one per core).")] = None,
     scheduler: Annotated[Optional[str], typer.Option(help="Address of an existing Dask scheduler, e.g. tcp://host:8786.")] = None,
+    retry_failed: RetryFailed = False,
     smiles_column: SmilesColumn = None,
     list_targets: Annotated[bool, typer.Option("--list-targets", help="Print the dockstring target names and exit.")] = False,
 ) -> None:
@@ -429,7 +431,7 @@ def dock(
     try:
         with _resumable(parquet):
             result = dock_library(frame, docking_target, out=parquet, poses=poses, settings=settings,
-                                  scheduler=scheduler, n_workers=workers)
+                                  scheduler=scheduler, n_workers=workers, retry_failed=retry_failed)
     except ChemToolkitError as exc:
         raise _fail(str(exc)) from None
     if parquet != out:
@@ -680,7 +682,7 @@ def _exemplar_database(library: str, no_retrieval: bool):
 
 
 def _optimize_lead_file(leads: pd.DataFrame, objective, settings, model: Path | None, library: str, keep: int,
-                        out: Path, workers: int | None, scheduler: str | None) -> None:
+                        out: Path, workers: int | None, scheduler: str | None, retry_failed: bool) -> None:
     """`molops optimize FILE`: every lead on Dask, each lead's best printed, all kept written."""
     from generation.batch import optimize_leads
 
@@ -688,7 +690,7 @@ def _optimize_lead_file(leads: pd.DataFrame, objective, settings, model: Path | 
         library = "moses"  # not loaded without retrieval
     with _resumable(out):
         table = optimize_leads(leads, objective, out=out, settings=settings, generator_path=model, library=library,
-                               keep=keep, scheduler=scheduler, n_workers=workers)
+                               keep=keep, scheduler=scheduler, n_workers=workers, retry_failed=retry_failed)
     name = [c for c in table.columns if c.startswith("lead_") and c not in ("lead_record", "lead_name", "lead_smiles")][0]
     value = name.removeprefix("lead_")
     best = table.drop_duplicates("lead_record").rename(columns={"smiles": "best_smiles", value: f"best_{value}"})
@@ -730,6 +732,7 @@ def optimize(
     keep: Annotated[int, typer.Option(help="With a file of leads: best molecules kept per lead.")] = 10,
     workers: Annotated[Optional[int], typer.Option(help="With a file of leads: local Dask worker processes (default: one per core).")] = None,
     scheduler: Annotated[Optional[str], typer.Option(help="With a file of leads: address of an existing Dask scheduler, e.g. tcp://host:8786.")] = None,
+    retry_failed: RetryFailed = False,
     smiles_column: SmilesColumn = None,
 ) -> None:
     """Optimise a lead with the retrieval-augmented generator (RetMol) under a similarity floor.
@@ -762,8 +765,9 @@ def optimize(
                 raise ChemToolkitError(f"{lead}: a file of leads needs --out for the results (and its resume journal)")
             leads = load_input(lead, smiles_column)
             stderr.print(f"{reading}; {len(leads)} lead(s) from {lead}", highlight=False)
-            _optimize_lead_file(leads, scorer if dock else objective, settings, model, library, keep, out,
-                                workers, scheduler)
+            # One Vina thread per ligand: the file's leads already run one per core.
+            task = objectives.docking(dock, exhaustiveness=exhaustiveness, seed=seed, cpu=1) if dock else objective
+            _optimize_lead_file(leads, task, settings, model, library, keep, out, workers, scheduler, retry_failed)
             return
         generator = load_generator(model)
         database = _exemplar_database(library, no_retrieval)
@@ -785,17 +789,18 @@ def optimize(
 
 
 def _edit_file(molecules: pd.DataFrame, reading, n: int, model: Path | None, library: str, settings, out: Path,
-               workers: int | None, scheduler: str | None) -> None:
+               workers: int | None, scheduler: str | None, retry_failed: bool) -> None:
     """`molops edit FILE PROMPT`: every molecule on Dask, each one's best edit printed, all edits written."""
     from generation.batch import edit_molecules
 
     with _resumable(out):
         table = edit_molecules(molecules, reading, out=out, n=n, settings=settings, generator_path=model,
-                               library=library, scheduler=scheduler, n_workers=workers)
+                               library=library, scheduler=scheduler, n_workers=workers, retry_failed=retry_failed)
     best = table.drop_duplicates("input_record")
     properties = [c for c in table.columns if c.startswith("delta_")]
+    strict = int(best["hit_strict"].fillna(False).astype(bool).sum()) if "hit_strict" in best.columns else 0
     _print_table(best, ["input_name", "smiles", "similarity", *properties, "hit_loose", "hit_strict", "status", "error"],
-                 title=f"best edit of each of {len(best)} molecules ({int(best['hit_strict'].fillna(False).astype(bool).sum())} strict hits)")
+                 title=f"best edit of each of {len(best)} molecules ({strict} strict hits)")
     _report_series(table, best, out, "edits", "molecules")
 
 
@@ -817,6 +822,7 @@ def edit(
     out: OutOption = None,
     workers: Annotated[Optional[int], typer.Option(help="With a file of molecules: local Dask worker processes (default: one per core).")] = None,
     scheduler: Annotated[Optional[str], typer.Option(help="With a file of molecules: address of an existing Dask scheduler.")] = None,
+    retry_failed: RetryFailed = False,
     smiles_column: SmilesColumn = None,
 ) -> None:
     """Edit a molecule as a text prompt asks ("fewer H-bond donors", "look more like aspirin").
@@ -843,7 +849,8 @@ def edit(
             if out is None:
                 raise ChemToolkitError(f"{molecule}: a file of molecules needs --out for the edits (and its resume journal)")
             _edit_file(load_input(molecule, smiles_column), reading, n, model, library,
-                       EditSettings(n_iterations=n_iter, seed=seed, analogue_exemplars=analogues), out, workers, scheduler)
+                       EditSettings(n_iterations=n_iter, seed=seed, analogue_exemplars=analogues), out, workers, scheduler,
+                       retry_failed)
             return
         to_mol(molecule)  # a clear parse error before the model loads
         frame = run_edit(molecule, reading, n=n, generator=load_generator(model),

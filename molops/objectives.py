@@ -303,6 +303,7 @@ def docking(
     ph: float | None = 7.4,
     scheduler: Scheduler = None,
     n_workers: int | None = None,
+    cpu: int | None = None,
 ) -> Objective:
     """Vina docking score (kcal/mol, lower is better) of the best pose against `target`.
 
@@ -310,6 +311,8 @@ def docking(
         target: a dockstring name ("DRD2") or a `molops.docking.Target`.
         scheduler / n_workers: None and 1 dock in this process with all cores per ligand;
             otherwise ligands are spread over a Dask cluster (grid maps once per worker).
+        cpu: Vina threads per ligand (default: all cores in this process, 1 on a cluster);
+            1 where the caller already runs one job per core (`generation.batch`).
 
     Failed dockings (unparsable SMILES, elements Vina cannot type, no pose) give NaN and the
     reason in ``error``; they are never scored as 0.
@@ -324,12 +327,15 @@ def docking(
     parallel = scheduler is not None or (n_workers or 1) > 1
     settings = DockingSettings(
         scoring=scoring, exhaustiveness=exhaustiveness, n_poses=1, seed=seed, ph=ph,
-        cpu=1 if parallel else 0,
+        cpu=cpu if cpu is not None else 1 if parallel else 0,
     )
     return Objective(
         name="vina_score_kcal_mol",
         direction="minimize",
         compute=partial(_dock_scores, target, settings, scheduler, n_workers),
-        description=f"Vina ({scoring}) score against {target.name}, exhaustiveness {exhaustiveness}",
+        # Everything the score depends on (a resumed batch run compares it): receptor and box
+        # by content hash, search settings, protonation pH.
+        description=(f"Vina ({scoring}) score against {target.name} (receptor and box {target.key[:12]}), "
+                     f"exhaustiveness {exhaustiveness}, seed {seed}, pH {ph}"),
         cheap=False,
     )

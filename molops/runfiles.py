@@ -49,10 +49,21 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
     try:
         with handle:
             yield handle
+            handle.flush()
+            os.fsync(handle.fileno())  # the data are on disk before the name points at them
+        # Temporary files are private (0600); the result gets the permissions a plain write
+        # would give (a shared cache stays readable by the group).
+        os.chmod(handle.name, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())
         os.replace(handle.name, path)
     except BaseException:
         Path(handle.name).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it is to set it
+    os.umask(mask)
+    return mask
 
 
 def save_atomic(state: Any, path: str | Path) -> None:

@@ -193,6 +193,17 @@ def test_docking_objective_marks_failures_instead_of_scoring_zero():
     assert again[0] == frame["vina_score_kcal_mol"].iloc[0]
 
 
+def test_docking_objective_names_everything_its_score_depends_on():
+    # A resumed batch run compares descriptions: receptor and box, search settings and pH.
+    base = docking("DRD2", exhaustiveness=1)
+    assert "DRD2" in base.description and "exhaustiveness 1, seed 0, pH 7.4" in base.description
+    assert docking("DRD2", exhaustiveness=1, ph=6.0).description != base.description
+    assert docking("ESR1", exhaustiveness=1).description.split("(receptor and box ")[1] != \
+        base.description.split("(receptor and box ")[1]
+    threads = docking("DRD2", cpu=1).compute.args[1].cpu  # one Vina thread: callers running one job per core
+    assert threads == 1 and base.compute.args[1].cpu == 0
+
+
 def test_cli_dock(tmp_path):
     from typer.testing import CliRunner
 

@@ -26,10 +26,10 @@ def files(tiny_generator, tmp_path_factory):
     return model, library
 
 
-def run(out, files, leads=LEADS, settings=SETTINGS, keep=3):
+def run(out, files, leads=LEADS, settings=SETTINGS, keep=3, retry_failed=False):
     model, library = files
     return optimize_leads(leads, "qed", out=out, settings=settings, generator_path=model, library=library, keep=keep,
-                          n_workers=1, processes=False, progress=False)
+                          n_workers=1, processes=False, progress=False, retry_failed=retry_failed)
 
 
 def test_each_lead_gets_what_a_single_run_gives_and_a_bad_lead_is_a_failed_row(files, tiny_generator, tmp_path):
@@ -73,9 +73,17 @@ def test_a_rerun_resumes_and_other_settings_or_leads_are_refused(files, tmp_path
 
     with pytest.raises(GenerationError, match=r"other settings.*seed"):
         run(out, files, settings=OptimizeSettings(**{**SETTINGS.__dict__, "seed": 1}))
-    with pytest.raises(GenerationError, match="another list of molecules"):
-        run(out, files, leads=["CCO", *LEADS[1:]])
     assert len(journal.read_text().splitlines()) == 3  # nothing lost
+
+    # Rows belong to molecules, not positions: a lead put in front is the only one computed,
+    # and a failure is retried only on request.
+    grown = run(out, files, leads=[GENERATOR_LIBRARY[1], *LEADS])
+    assert len(journal.read_text().splitlines()) == 4
+    assert grown["lead_record"].drop_duplicates().tolist() == [1, 2, 3, 4]
+    pd.testing.assert_frame_equal(grown[grown["lead_record"] > 1].drop(columns=["seconds", "lead_record"]).reset_index(drop=True),
+                                  first.drop(columns=["seconds", "lead_record"]))
+    run(out, files, leads=[GENERATOR_LIBRARY[1], *LEADS], retry_failed=True)
+    assert len(journal.read_text().splitlines()) == 5  # the unparsable lead, once more
 
 
 def test_bad_arguments_are_refused_before_any_work(files, tmp_path):
@@ -106,11 +114,12 @@ def test_cli_optimizes_a_file_of_leads(files, tmp_path):
     assert result.exit_code == 0, result.output
     assert "best molecule of each of 3 leads" in result.output and "1 of 3 leads failed" in result.output
     rows = [json.loads(line) for line in out.with_name(out.name + ".journal.jsonl").read_text().splitlines()]
-    assert sorted(r["key"] for r in rows) == [0, 1, 2]
+    assert len(rows) == 3 and sum(r["error"] is not None for r in rows) == 1
     from rdkit import Chem
 
     records = [m for m in Chem.SDMolSupplier(str(out)) if m is not None]
     assert records and {m.GetProp("lead_name") for m in records} <= {"paracetamol-like", "chloro"}
+    assert records[0].GetProp("_Name") == f"{records[0].GetProp('lead_name')} #1"
 
     missing_out = CliRunner().invoke(app, ["optimize", str(leads), "--model", str(model)])
     assert missing_out.exit_code == 1 and "needs --out" in missing_out.output

@@ -21,6 +21,18 @@ def test_atomic_write_replaces_the_file_and_leaves_no_temporary(tmp_path):
     assert [p.name for p in target.parent.iterdir()] == ["table.bin"]
 
 
+def test_atomic_write_gives_the_permissions_of_a_plain_write(tmp_path):
+    plain, atomic = tmp_path / "plain.bin", tmp_path / "atomic.bin"
+    plain.write_bytes(b"x")
+    with atomic_write(atomic) as handle:
+        handle.write(b"x")
+    assert atomic.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777  # not the temporary file's 0600
+    plain.chmod(0o640)
+    with atomic_write(plain) as handle:
+        handle.write(b"y")
+    assert plain.stat().st_mode & 0o777 == 0o640  # an existing file keeps its mode
+
+
 def test_atomic_write_failure_keeps_the_old_file(tmp_path):
     target = tmp_path / "weights.pt"
     target.write_bytes(b"good")
