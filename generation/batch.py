@@ -148,7 +148,8 @@ def _table(rows: list[dict[str, Any]], prefix: str, value_columns: list[str]) ->
 
     Columns: ``<prefix>_record``, ``<prefix>_name``, ``<prefix>_smiles``, the input's
     ``<prefix>_<value>`` for each of `value_columns`, ``rank``, the molecule's columns,
-    ``status``, ``error``, ``notes`` (only when some input has one), ``seconds``.
+    ``status``, ``error``, ``n_found`` (molecules the run found for this input, before the
+    cut to the best few), ``notes`` (only when some input has one), ``seconds``.
     """
     table, molecule_columns = [], {}
     for row in rows:
@@ -157,7 +158,9 @@ def _table(rows: list[dict[str, Any]], prefix: str, value_columns: list[str]) ->
                 # as the generator read it; for a failed row, as it was given
                 f"{prefix}_smiles": given.get("smiles", row["given_smiles"]),
                 **{f"{prefix}_{c}": given.get(c, np.nan) for c in value_columns}}
-        tail = {"notes": _text(row.get("notes")), "seconds": row.get("seconds")}
+        found = row.get("n_found")
+        tail = {"n_found": int(found) if isinstance(found, (int, float)) and found == found else 0,
+                "notes": _text(row.get("notes")), "seconds": row.get("seconds")}
         molecules = row.get("molecules")
         molecules = molecules if isinstance(molecules, list) else []  # NaN in a failed row
         if _text(row.get("error")) is not None:
@@ -169,7 +172,7 @@ def _table(rows: list[dict[str, Any]], prefix: str, value_columns: list[str]) ->
             molecule_columns.update(dict.fromkeys(molecule))
             table.append({**head, "rank": rank, **molecule, "status": "ok", "error": None, **tail})
     columns = [f"{prefix}_record", f"{prefix}_name", f"{prefix}_smiles", *[f"{prefix}_{c}" for c in value_columns],
-               "rank", *(molecule_columns or ["smiles"]), "status", "error", "notes", "seconds"]
+               "rank", *(molecule_columns or ["smiles"]), "status", "error", "n_found", "notes", "seconds"]
     frame = pd.DataFrame(table, columns=columns)
     if frame["notes"].isna().all():  # the editor's notes on bounds (e.g. QED cannot gain 0.1)
         frame = frame.drop(columns="notes")
@@ -258,7 +261,8 @@ def optimize_leads(
         position), ``lead_name``, ``lead_smiles`` (as the generator reads it), ``lead_<objective>``,
         ``rank``, ``smiles``, the objective column, ``similarity`` (Tanimoto to the lead), ``qed``,
         ``sa_score``, ``logp``, ``penalized_logp``, ``iteration``, ``status`` ("ok", "none found"
-        or "failed"), ``error`` (the reason) and ``seconds`` (the lead's wall time).
+        or "failed"), ``error`` (the reason), ``n_found`` (molecules found in all, before the cut
+        to `keep`) and ``seconds`` (the lead's wall time).
 
     Raises:
         GenerationError: bad objective or `keep`, or a resume under other settings.

@@ -51,6 +51,7 @@ def test_each_lead_gets_what_a_single_run_gives_and_a_bad_lead_is_a_failed_row(f
             continue
         assert rows["smiles"].tolist() == single["smiles"].head(3).tolist()
         assert rows["rank"].tolist() == list(range(1, len(rows) + 1)) and (rows["status"] == "ok").all()
+        assert (rows["n_found"] == len(single)).all()
         assert rows["qed"].is_monotonic_decreasing and (rows["similarity"] >= 0.3).all()
 
     written = pd.read_csv(out)
