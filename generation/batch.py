@@ -34,10 +34,10 @@ from generation.optimize import OptimizeSettings, default_generator_path, load_g
 from generation.prompts import Interpretation, interpret
 from generation.retrieval import ExemplarDatabase
 from molops.distributed import Scheduler, map_items
-from molops.io import existing_file, mol_to_smiles, output_format, write_molecules
+from molops.io import existing_file, molecule_items, output_format, write_molecules
 from molops.library import load_library_index, moses_index_path
 from molops.objectives import Objective, by_name
-from molops.runfiles import check_run_settings
+from molops.runfiles import check_run_settings, file_sha256
 
 __all__ = ["edit_molecules", "optimize_leads"]
 
@@ -96,31 +96,6 @@ def _edit_molecule(job: _Job, item: dict[str, Any]) -> dict[str, Any]:
             "notes": "; ".join(frame.attrs["notes"]) or None, "molecules": _records(frame)}
 
 
-def _items(leads: Iterable[str | Chem.Mol] | pd.DataFrame) -> list[dict[str, Any]]:
-    """Name, SMILES and any parse error of every lead, in input order."""
-    items = []
-    if isinstance(leads, pd.DataFrame):
-        for position, row in enumerate(leads.to_dict("records")):
-            mol, error = row.get("mol"), row.get("error") if isinstance(row.get("error"), str) else None
-            # The structure that was read decides; a SMILES column or SD tag is only a fallback.
-            smiles = mol_to_smiles(mol) if isinstance(mol, Chem.Mol) else (
-                row.get("smiles") if isinstance(row.get("smiles"), str) else None)
-            name = row.get("name") if isinstance(row.get("name"), str) and row.get("name") else (
-                smiles or f"record {row.get('record', position + 1)}")
-            if error is None and smiles is None:
-                error = f"{name}: no molecule"
-            items.append({"name": str(name), "smiles": smiles, "error": error})
-        return items
-    for value in leads:
-        if isinstance(value, Chem.Mol):
-            smiles = mol_to_smiles(value)
-            name = value.GetProp("_Name") if value.HasProp("_Name") and value.GetProp("_Name") else smiles
-            items.append({"name": name, "smiles": smiles, "error": None})
-        else:
-            items.append({"name": str(value), "smiles": str(value), "error": None})
-    return items
-
-
 def _keyed(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Items under content keys (name, SMILES, error; ``#n`` for the n-th repeat): a resumed run
     reuses exactly the rows of unchanged molecules, wherever they now stand in the file, and
@@ -132,11 +107,6 @@ def _keyed(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         seen[digest] = seen.get(digest, 0) + 1
         keyed[f"{digest}#{seen[digest]}"] = {**item, "position": position}
     return keyed
-
-
-def _file_digest(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()[:16]
 
 
 def _text(value: Any) -> str | None:
@@ -195,14 +165,15 @@ def _run_series(molecules, worker, task, settings, *, record: dict[str, Any], ou
     uses_library = getattr(settings, "use_retrieval", True)
     if uses_library and library != "moses":
         library = str(existing_file(library).resolve())
-    files = {"generator_sha256": _file_digest(generator_file),
-             "library": "not used" if not uses_library else "moses" if library == "moses" else f"sha256 {_file_digest(Path(library))}"}
+    files = {"generator_sha256": file_sha256(generator_file)[:16],
+             "library": "not used" if not uses_library else "moses" if library == "moses" else f"sha256 {file_sha256(library)[:16]}"}
     journal = out.with_name(out.name + ".journal.jsonl")
     check_run_settings(journal, {**record, "settings": asdict(settings), **files, "keep": keep}, GenerationError)
     if uses_library and library == "moses" and not moses_index_path().exists():
         # Built once here: workers (daemon processes) cannot start the cluster that builds it.
         load_library_index("moses", progress=progress)
-    by_key = _keyed(_items(molecules))
+    # Workers parse the SMILES themselves; the Mols need not travel.
+    by_key = _keyed([{k: v for k, v in item.items() if k != "mol"} for item in molecule_items(molecules)])
     job = _Job(task=task, settings=settings, generator_path=str(generator_file), library=library, keep=keep,
                files_sha256=json.dumps(files))
     frame = map_items(partial(worker, job), by_key, scheduler=scheduler, journal=journal, retry_failed=retry_failed,

@@ -42,6 +42,7 @@ __all__ = [
     "read_molecule",
     "write_molecules",
     "mol_to_smiles",
+    "molecule_items",
     "rdkit_errors",
 ]
 
@@ -526,6 +527,38 @@ def read_molecule(path: str | Path, **options: Any) -> Chem.Mol:
             f"{path}: expected one molecule, found {len(frame)}; use read_molecules() for several"
         )
     return frame["mol"].iloc[0]
+
+
+def molecule_items(molecules: Iterable[str | Chem.Mol] | pd.DataFrame) -> list[dict[str, Any]]:
+    """The molecules of a batch job as ``name``, ``smiles``, ``mol`` and ``error``, in input order.
+
+    `molecules` is a `read_molecules` frame, or SMILES strings and RDKit Mols. The structure
+    that was read decides the SMILES; a ``smiles`` column or SD tag is only the fallback for a
+    row without one. The name is the row's ``name`` (or an SD title), else the SMILES, else
+    ``record N``; a row with neither structure nor SMILES gets the error ``<name>: no molecule``.
+    Strings are not parsed here: the job's worker parses them and records its own error.
+    """
+    items: list[dict[str, Any]] = []
+    if isinstance(molecules, pd.DataFrame):
+        for position, row in enumerate(molecules.to_dict("records")):
+            mol = row.get("mol") if isinstance(row.get("mol"), Chem.Mol) else None
+            error = row.get("error") if isinstance(row.get("error"), str) else None
+            smiles = mol_to_smiles(mol) if mol is not None else (
+                row.get("smiles") if isinstance(row.get("smiles"), str) and row.get("smiles") else None)
+            name = next((row[k] for k in ("name", "_Name") if isinstance(row.get(k), str) and row[k]),
+                        smiles or f"record {row.get('record', position + 1)}")
+            if error is None and smiles is None:
+                error = f"{name}: no molecule"
+            items.append({"name": str(name), "smiles": smiles, "mol": mol, "error": error})
+        return items
+    for value in molecules:
+        if isinstance(value, Chem.Mol):
+            smiles = mol_to_smiles(value)
+            name = value.GetProp("_Name") if value.HasProp("_Name") and value.GetProp("_Name") else smiles
+            items.append({"name": name, "smiles": smiles, "mol": value, "error": None})
+        else:
+            items.append({"name": str(value), "smiles": str(value), "mol": None, "error": None})
+    return items
 
 
 # --------------------------------------------------------------------------------------------

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
 from molops.data import cache_dir, moses_smiles
 from molops.errors import InputFileError
 from molops.io import existing_file, mol_to_smiles, read_molecules
+from molops.runfiles import file_sha256
 from molops.similarity import SimilarityIndex
 
 __all__ = ["load_library_index", "moses_index_path"]
@@ -53,7 +53,7 @@ def load_library_index(
         built.save(path)
         return built
     # Only a saved index needs to know what it was built from.
-    source = f"sha256:{_file_digest(existing_file(library))}" if index is not None else ""
+    source = f"sha256:{file_sha256(existing_file(library))}" if index is not None else ""
     if index is not None:
         cached = _load_cached(Path(index), source, log, rebuild_unreadable=False)
         if cached is not None:
@@ -69,12 +69,6 @@ def load_library_index(
     if index is not None:
         built.save(index)
     return built
-
-
-def _file_digest(path: Path) -> str:
-    """SHA-256 of a file's bytes (about 1 s per GB): what a cached index was built from."""
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _load_cached(

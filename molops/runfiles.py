@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import os
 import signal
 import tempfile
@@ -12,8 +13,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-__all__ = ["append_csv", "atomic_write", "check_run_settings", "interrupt_on_terminate", "load_torch_file", "read_yaml_options",
-           "save_atomic"]
+__all__ = ["append_csv", "atomic_write", "check_run_settings", "file_sha256", "interrupt_on_terminate", "load_torch_file",
+           "read_yaml_options", "save_atomic"]
 
 
 @contextlib.contextmanager
@@ -32,6 +33,13 @@ def interrupt_on_terminate() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 hex digest of a file's bytes (about 1 s per GB), read in chunks: what a cache
+    or a resumable run was built from."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 @contextlib.contextmanager

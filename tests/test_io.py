@@ -11,7 +11,8 @@ from rdkit import Chem
 
 from conftest import ASPIRIN, CAFFEINE, CISPLATIN, embedded
 from molops.errors import InputFileError, ParseError, UnsupportedElementError
-from molops.io import ORGANIC_ELEMENTS, check_elements, read_molecule, read_molecules, to_mol, write_molecules
+from molops.io import (ORGANIC_ELEMENTS, check_elements, molecule_items, read_molecule, read_molecules, to_mol,
+                       write_molecules)
 
 
 def test_to_mol_parses_smiles_inchi_and_mols():
@@ -233,3 +234,36 @@ def test_sdf_and_smi_writers_leave_out_rows_without_a_molecule(tmp_path):
     assert len(records) == 1 and records[0].GetProp("status") == "ok" and records[0].GetDoubleProp("score") == 1.5
     write_molecules(frame, tmp_path / "out.smi")
     assert (tmp_path / "out.smi").read_text() == "CCO\n"
+
+
+def test_molecule_items_take_the_structure_over_a_smiles_tag(tmp_path):
+    # An SD file whose SMILES tag disagrees with its structure: the structure is what a
+    # batch job docks or optimises, so it decides the SMILES.
+    path = tmp_path / "leads.sdf"
+    with Chem.SDWriter(str(path)) as writer:
+        for title, smiles, tag in (("aspirin", ASPIRIN, "CCO"), ("", "c1ccccc1O", "c1ccccc1O")):
+            mol = Chem.MolFromSmiles(smiles)
+            mol.SetProp("_Name", title)
+            mol.SetProp("smiles", tag)
+            writer.write(mol)
+    frame = read_molecules(path)
+    items = molecule_items(frame)
+    assert [i["name"] for i in items] == ["aspirin", "Oc1ccccc1"]  # untitled: named by its SMILES
+    assert items[0]["smiles"] == Chem.MolToSmiles(Chem.MolFromSmiles(ASPIRIN))
+    assert all(isinstance(i["mol"], Chem.Mol) and i["error"] is None for i in items)
+
+
+def test_molecule_items_keep_parse_errors_and_name_rows_without_a_molecule(tmp_path):
+    path = tmp_path / "leads.smi"
+    path.write_text(f"{ASPIRIN} aspirin\nC1CC broken\n")
+    items = molecule_items(read_molecules(path))
+    assert items[0]["error"] is None and items[0]["name"] == "aspirin"
+    assert items[1]["name"] == "broken" and items[1]["mol"] is None
+    assert "line 2" in items[1]["error"] and "unclosed ring" in items[1]["error"]
+    frame = pd.DataFrame({"record": [7], "mol": [None], "error": [None]})
+    (item,) = molecule_items(frame)
+    assert item["name"] == "record 7" and item["error"] == "record 7: no molecule"
+    # Strings and Mols: strings are passed on unparsed (the worker records its own error).
+    named = Chem.MolFromSmiles("CCO")
+    named.SetProp("_Name", "ethanol")
+    assert [(i["name"], i["smiles"]) for i in molecule_items(["CX", named])] == [("CX", "CX"), ("ethanol", "CCO")]

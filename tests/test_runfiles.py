@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 import torch
 
 from molops.errors import ChemToolkitError, InputFileError
-from molops.runfiles import (append_csv, atomic_write, check_run_settings, load_torch_file, read_yaml_options,
-                             save_atomic)
+from molops.runfiles import (append_csv, atomic_write, check_run_settings, file_sha256, load_torch_file,
+                             read_yaml_options, save_atomic)
 
 
 def test_atomic_write_replaces_the_file_and_leaves_no_temporary(tmp_path):
@@ -100,3 +102,13 @@ def test_yaml_options_name_the_problem(tmp_path):
     with pytest.raises(ChemToolkitError, match=r"unknown option\(s\) \['lr'\]"):
         read_yaml_options(path, ["epochs"])
     assert read_yaml_options(path, ["epochs", "lr"]) == {"epochs": 3, "lr": 0.1}
+
+
+def test_file_sha256_is_the_digest_of_the_bytes(tmp_path):
+    path = tmp_path / "weights.bin"
+    data = bytes(range(256)) * 5000  # larger than one read chunk
+    path.write_bytes(data)
+    assert file_sha256(path) == hashlib.sha256(data).hexdigest()
+    assert file_sha256(str(path)) == file_sha256(path)
+    with pytest.raises(FileNotFoundError):
+        file_sha256(tmp_path / "absent.bin")

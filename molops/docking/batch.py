@@ -33,7 +33,7 @@ from molops.distributed import Scheduler, map_items, read_journal
 from molops.docking.engine import DockingSettings, docker_for
 from molops.docking.receptor import Target, load_target
 from molops.errors import DockingError, ParseError
-from molops.io import mol_to_smiles
+from molops.io import molecule_items
 from molops.runfiles import check_run_settings
 
 __all__ = ["dock_library", "RESULT_SCHEMA"]
@@ -76,25 +76,6 @@ def _dock_item(target: Target, settings: DockingSettings, item: dict[str, Any]) 
         "dock_seconds": result.dock_seconds,
         "poses_sdf": result.sdf(),
     }
-
-
-def _items(ligands: Iterable[str | Chem.Mol] | pd.DataFrame) -> Iterable[dict[str, Any]]:
-    """Items of the ligand input: dicts with name, smiles, mol and any parse error."""
-    if isinstance(ligands, pd.DataFrame):
-        for position, row in enumerate(ligands.to_dict("records")):
-            mol = row.get("mol")
-            smiles = row.get("smiles") if isinstance(row.get("smiles"), str) else mol_to_smiles(mol)
-            name = row.get("name") or row.get("_Name") or smiles or f"record {row.get('record', position + 1)}"
-            error = row.get("error") if isinstance(row.get("error"), str) else None
-            yield {"name": str(name), "smiles": smiles, "mol": mol, "error": error}
-        return
-    for value in ligands:
-        if isinstance(value, Chem.Mol):
-            smiles = mol_to_smiles(value)
-            name = value.GetProp("_Name") if value.HasProp("_Name") and value.GetProp("_Name") else smiles
-            yield {"name": name, "smiles": smiles, "mol": value, "error": None}
-        else:
-            yield {"name": str(value), "smiles": str(value), "mol": None, "error": None}
 
 
 class _ParquetStream:
@@ -191,7 +172,7 @@ def dock_library(
     settings = settings or DockingSettings()
     out = Path(out)
     journal = out.with_name(out.name + ".journal.jsonl")
-    items = list(_items(ligands))
+    items = molecule_items(ligands)
     by_key = dict(enumerate(items))
 
     # Threads per ligand change speed, not results: a resume may use another count.
