@@ -1,9 +1,9 @@
 """One-step analogues of a molecule: single-atom edits, as a medicinal chemist's first ideas.
 
-The language-guided editor adds them to its exemplar database (never to its answers): the
-retrieval step of the RetMol loop then has exemplars a single atom away from the input that
-already move a property the requested way (e.g. an extra donor), which MOSES alone often
-lacks within a similarity floor of 0.6. The edits are those of graph-based genetic algorithms
+The language-guided editor scores those within its similarity floor as candidate edits and
+adds them to its exemplar database: the retrieval step of the RetMol loop then has exemplars a
+single atom away from the input that already move a property the requested way (e.g. an extra
+donor), which MOSES alone often lacks within a similarity floor of 0.6. The edits are those of graph-based genetic algorithms
 (Jensen 2019, GB-GA), enumerated exhaustively instead of sampled:
 
 - replace a heavy atom's element (C, N, O, S; F, Cl, Br on terminal atoms), aromatic ring

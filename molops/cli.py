@@ -819,6 +819,11 @@ def edit(
         "--analogues/--no-analogues",
         help="Add the input's one-step analogues within the floor to the exemplars (they guide the generator)."
     )] = True,
+    single_atom_edits: Annotated[bool, typer.Option(
+        "--single-atom-edits/--no-single-atom-edits",
+        help="Also offer the input's single-atom edits within the floor as edits (the generator runs when they are "
+             "not enough); off: the generator's edits only."
+    )] = True,
     out: OutOption = None,
     workers: Annotated[Optional[int], typer.Option(help="With a file of molecules: local Dask worker processes (default: one per core).")] = None,
     scheduler: Annotated[Optional[str], typer.Option(help="With a file of molecules: address of an existing Dask scheduler.")] = None,
@@ -845,17 +850,17 @@ def edit(
         stderr.print(f"read as: {reading.describe()}", highlight=False)
         if explain:
             return
+        settings = EditSettings(n_iterations=n_iter, seed=seed, analogue_exemplars=analogues,
+                                single_atom_edits=single_atom_edits)
         if _looks_like_file(molecule):
             if out is None:
                 raise ChemToolkitError(f"{molecule}: a file of molecules needs --out for the edits (and its resume journal)")
-            _edit_file(load_input(molecule, smiles_column), reading, n, model, library,
-                       EditSettings(n_iterations=n_iter, seed=seed, analogue_exemplars=analogues), out, workers, scheduler,
-                       retry_failed)
+            _edit_file(load_input(molecule, smiles_column), reading, n, model, library, settings, out, workers,
+                       scheduler, retry_failed)
             return
         to_mol(molecule)  # a clear parse error before the model loads
         frame = run_edit(molecule, reading, n=n, generator=load_generator(model),
-                         database=_exemplar_database(library, False),
-                         settings=EditSettings(n_iterations=n_iter, seed=seed, analogue_exemplars=analogues))
+                         database=_exemplar_database(library, False), settings=settings)
     except (ChemToolkitError, ValueError) as exc:
         raise _fail(str(exc)) from None
     before = ", ".join(f"{k} {v:.3g}" for k, v in frame.attrs["input"].items() if k != "smiles")
@@ -868,8 +873,9 @@ def edit(
     if not frame["hit_loose"].any():
         stderr.print("[yellow]no edit moved every requested property the right way[/]; the closest attempts follow")
     _print_table(frame, [c for c in frame.columns if c not in ("sa_score",)],
-                 title=f"{len(frame)} edits ({int(frame['hit_strict'].sum())} strict hits), "
-                       f"{frame.attrs['rounds']} search round(s), {frame.attrs['seconds']:.0f} s")
+                 title=f"{len(frame)} edits ({int(frame['hit_strict'].sum())} strict hits) of {frame.attrs['candidates']} "
+                       f"considered ({frame.attrs['single_atom_edits']} single-atom edits, "
+                       f"{frame.attrs['rounds']} generator round(s)), {frame.attrs['seconds']:.0f} s")
     if out is not None:
         _write_ranked(frame, out, "edits")
 

@@ -187,3 +187,46 @@ def test_a_strict_change_beyond_the_property_bound_is_reported(tiny_generator):
     ordinary = edit(GENERATOR_LIBRARY[0], "make it more drug-like", n=1, generator=tiny_generator,
                     database=ExemplarDatabase.from_smiles(GENERATOR_LIBRARY), settings=settings, progress=False)
     assert ordinary.attrs["notes"] == []
+
+
+def test_single_atom_edits_are_offered_and_the_generator_runs_only_when_they_are_not_enough(tiny_generator):
+    from generation.analogues import one_step_analogues
+
+    lead = GENERATOR_LIBRARY[0]  # acetanilide: an added OH or NH2 is one more donor
+    settings = EditSettings(n_iterations=2, n_samples=8, top_k=2, k_exemplars=2, max_rounds=1)
+    frame = edit(lead, "add a hydrogen bond donor", n=2, min_similarity=0.4, generator=tiny_generator,
+                 database=ExemplarDatabase.from_smiles(GENERATOR_LIBRARY), settings=settings, progress=False)
+    assert frame.attrs["rounds"] == 0 and frame.attrs["single_atom_edits"] >= 2  # enough: no generator run
+    assert (frame["source"] == "single-atom edit").all() and frame["hit_strict"].all()
+    assert set(frame["smiles"]) <= set(one_step_analogues(lead))
+    assert (frame["similarity"] >= 0.4).all() and frame["similarity"].is_monotonic_decreasing
+    # More edits than the single-atom ones give: the generator searches, and both are ranked together.
+    many = edit(lead, "add a hydrogen bond donor", n=200, min_similarity=0.4, generator=tiny_generator,
+                database=ExemplarDatabase.from_smiles(GENERATOR_LIBRARY), settings=settings, progress=False)
+    assert many.attrs["rounds"] == 1
+    assert many.attrs["candidates"] == len(many) and set(many["source"]) <= {"single-atom edit", "generator"}
+    assert many.attrs["single_atom_edits"] == (many["source"] == "single-atom edit").sum()
+    assert many["hit_strict"].is_monotonic_decreasing
+    # Switched off: only generated molecules.
+    generated = edit(lead, "add a hydrogen bond donor", n=3, min_similarity=0.4, generator=tiny_generator,
+                     database=ExemplarDatabase.from_smiles(GENERATOR_LIBRARY),
+                     settings=EditSettings(n_iterations=2, n_samples=8, max_rounds=1, single_atom_edits=False),
+                     progress=False)
+    assert generated.attrs["rounds"] == 1 and generated.attrs["single_atom_edits"] == 0
+    assert (generated["source"] == "generator").all()
+
+
+def test_single_atom_candidates_keep_the_constraints_and_score_once():
+    from generation.editor import _single_atom_candidates, analogues_within
+    from generation.optimize import Constraint
+    from molops import objectives
+
+    lead = "CC(=O)Nc1ccc(O)cc1"
+    near, similarity = analogues_within(lead, 0.5)
+    assert near and (similarity >= 0.5).all() and len(near) == len(similarity)
+    qed = objectives.by_name("qed")
+    lead_qed = float(qed([lead])[0])
+    frame = _single_atom_candidates(near, similarity, qed, (Constraint("qed", minimum=lead_qed),))
+    assert list(frame.columns).count("qed") == 1 and (frame["qed"] >= lead_qed).all()
+    assert 0 < len(frame) < len(near) and (frame["source"] == "single-atom edit").all()
+    assert _single_atom_candidates([], None, qed, ()).empty
