@@ -833,8 +833,9 @@ def edit(
     """Edit a molecule as a text prompt asks ("fewer H-bond donors", "look more like aspirin").
 
     Prints how the prompt was read (which property, which way, the similarity floor), then the
-    edits: strict hits first, closest to the input first. Prompts the editor cannot ground in a
-    property it can change are refused.
+    edits: strict hits first, closest to the input first, each with its source (a single-atom
+    edit of the input, or the generator, which runs when single-atom edits are not enough).
+    Prompts the editor cannot ground in a property it can change are refused.
 
     Given a file of molecules, edits each as the prompt asks (read once), writes every
     molecule's edits to --out (required; a journal beside it makes a rerun resume) and prints
