@@ -112,6 +112,14 @@ def test_cli_edit_explains_refuses_and_writes(tiny_generator, tmp_path):
     assert result.exit_code == 0, result.output
     table = pd.read_csv(out)
     assert table["rank"].tolist() == list(range(1, len(table) + 1)) and "delta_hbd" in table.columns
+    assert set(table["source"]) <= {"single-atom edit", "generator"}
+    only_generated = tmp_path / "generated.csv"
+    result = CliRunner().invoke(app, ["edit", GENERATOR_LIBRARY[0], "more hydrogen bond donors", "--min-similarity",
+                                      "0.3", "--model", str(model), "--library", str(library), "--out",
+                                      str(only_generated), "--no-single-atom-edits", "--n-iter", "2"])
+    assert result.exit_code == 0, result.output
+    assert "0 single-atom edits" in result.output
+    assert set(pd.read_csv(only_generated)["source"]) == {"generator"}
 
 
 def test_the_search_goal_is_one_strict_step_of_every_requested_change():
