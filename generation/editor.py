@@ -67,7 +67,8 @@ class EditSettings:
     # Add the input's one-step analogues within the similarity floor (`generation.analogues`)
     # to the exemplar database, so that retrieval has exemplars a single atom away that
     # already make the change (MOSES often has none within 0.6 of the input). They guide
-    # the generator; they are returned only when the generator itself decodes them.
+    # the generator; with `single_atom_edits` off they are returned only when the generator
+    # itself decodes them.
     analogue_exemplars: bool = True
     # Offer those single-atom edits as edits too (scored directly, ranked with the generated
     # ones); the generator runs when they hold fewer than `n` strict hits. Off for prompts
@@ -274,14 +275,16 @@ def edit(
         earlier = single_smiles + [s for part in rounds for s in part["smiles"]]
 
         def enough(found: list[dict], earlier: list[str] = earlier) -> bool:
-            return int(hits(earlier + [row["smiles"] for row in found])[1].sum()) >= n
+            # Unique molecules: the generator often re-decodes a single-atom edit (they are its exemplars).
+            unique = list(dict.fromkeys(earlier + [row["smiles"] for row in found]))
+            return int(hits(unique)[1].sum()) >= n
 
         rounds.append(optimize(lead, score, generator=generator, database=database, settings=loop,
                                progress=progress, stop=enough))
         if enough(rounds[-1].to_dict("records")):
             break
-    # A molecule both found by the generator and a single-atom edit is credited to the generator.
-    parts = [part.assign(source="generator") for part in rounds if len(part)] + ([single] if len(single) else [])
+    # A molecule that is a single-atom edit is credited as one, even when the generator also decoded it.
+    parts = ([single] if len(single) else []) + [part.assign(source="generator") for part in rounds if len(part)]
     found = (pd.concat(parts, ignore_index=True).drop_duplicates("smiles", ignore_index=True) if parts
              else pd.DataFrame(columns=list(dict.fromkeys(["smiles", "similarity", "qed", "sa_score", score.name, "source"]))))
     frame = found[["smiles", "similarity", "qed", "sa_score"]].copy()
@@ -292,7 +295,8 @@ def edit(
         frame[f"delta_{key}"] = deltas[intent.key]
     frame["hit_loose"], frame["hit_strict"] = loose, strict
     frame["source"] = found["source"].to_numpy()
-    frame["edit_score"] = found[score.name].to_numpy()
+    # Larger is better whatever the direction (a "decrease" prompt ranks the larger decrease first).
+    frame["edit_score"] = score.utility(found[score.name].to_numpy())
     frame = frame.sort_values(["hit_strict", "hit_loose", "similarity", "edit_score"], ascending=False, kind="stable")
     frame = frame.drop(columns="edit_score").head(n).reset_index(drop=True)
     frame.attrs.update(

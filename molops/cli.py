@@ -821,8 +821,8 @@ def edit(
     )] = True,
     single_atom_edits: Annotated[bool, typer.Option(
         "--single-atom-edits/--no-single-atom-edits",
-        help="Also offer the input's single-atom edits within the floor as edits (the generator runs when they are "
-             "not enough); off: the generator's edits only."
+        help="Also offer the input's single-atom edits within the floor as edits (the generator runs when they hold "
+             "fewer than --n strict hits); off: the generator's edits only. Ignored for docking prompts."
     )] = True,
     out: OutOption = None,
     workers: Annotated[Optional[int], typer.Option(help="With a file of molecules: local Dask worker processes (default: one per core).")] = None,
@@ -834,7 +834,7 @@ def edit(
 
     Prints how the prompt was read (which property, which way, the similarity floor), then the
     edits: strict hits first, closest to the input first, each with its source (a single-atom
-    edit of the input, or the generator, which runs when single-atom edits are not enough).
+    edit of the input, or the generator, which runs when single-atom edits hold fewer than --n strict hits).
     Prompts the editor cannot ground in a property it can change are refused.
 
     Given a file of molecules, edits each as the prompt asks (read once), writes every

@@ -224,6 +224,50 @@ def test_single_atom_edits_are_offered_and_the_generator_runs_only_when_they_are
     assert (generated["source"] == "generator").all()
 
 
+def _rediscovering_optimizer(calls: list):
+    """A stand-in for `optimize` that decodes only the input's single-atom edits (as the real
+    generator often re-decodes its analogue exemplars), counting its calls."""
+    from generation.editor import _single_atom_candidates, analogues_within
+
+    def fake_optimize(lead, score, *, settings, **_):
+        calls.append(settings.seed)
+        near, similarity = analogues_within(lead, settings.min_similarity)
+        return _single_atom_candidates(near, similarity, score, ()).drop(columns="source")
+    return fake_optimize
+
+
+def test_rediscovered_single_atom_edits_do_not_count_twice(tiny_generator, monkeypatch):
+    import generation.editor as editor
+
+    lead = GENERATOR_LIBRARY[0]
+    settings = EditSettings(use_retrieval=False, max_rounds=3)
+    calls: list = []
+    monkeypatch.setattr(editor, "optimize", _rediscovering_optimizer(calls))
+    every = edit(lead, "add a hydrogen bond donor", n=500, min_similarity=0.4, generator=tiny_generator,
+                 settings=settings, progress=False)
+    wanted = int(every["hit_strict"].sum()) + 1  # one more strict hit than the single-atom edits hold
+    assert wanted > 2
+    calls.clear()
+    frame = edit(lead, "add a hydrogen bond donor", n=wanted, min_similarity=0.4, generator=tiny_generator,
+                 settings=settings, progress=False)
+    assert len(calls) == 3  # every round ran: re-decoded single-atom edits are not new hits
+    assert int(frame["hit_strict"].sum()) == wanted - 1
+    # A molecule that is a single-atom edit stays credited as one.
+    assert (frame["source"] == "single-atom edit").all() and frame.attrs["single_atom_edits"] == frame.attrs["candidates"]
+
+
+def test_a_decrease_prompt_ranks_the_larger_decrease_first_among_equally_close_edits(tiny_generator, monkeypatch):
+    import generation.editor as editor
+
+    monkeypatch.setattr(editor, "optimize", _rediscovering_optimizer([]))
+    frame = edit("CC(=O)Nc1ccc(Cl)cc1", "make it more soluble in water", n=500, min_similarity=0.5,
+                 generator=tiny_generator, settings=EditSettings(use_retrieval=False, max_rounds=1), progress=False)
+    delta = next(c for c in frame.columns if c.startswith("delta_"))
+    ties = frame.groupby(["hit_strict", "hit_loose", "similarity"], sort=False)[delta]
+    assert any(len(group) > 1 for _, group in ties)  # single-atom edits often tie on similarity
+    assert all(group.is_monotonic_increasing for _, group in ties)  # most negative ΔlogP first
+
+
 def test_single_atom_candidates_keep_the_constraints_and_score_once():
     from generation.editor import _single_atom_candidates, analogues_within
     from generation.optimize import Constraint
