@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import re
 import threading
 import zlib
@@ -529,12 +530,22 @@ def read_molecule(path: str | Path, **options: Any) -> Chem.Mol:
     return frame["mol"].iloc[0]
 
 
+def _given_name(value: Any) -> str | None:
+    """A row's name as text (a compound ID may be a number), None when missing or blank."""
+    if value is None or isinstance(value, Chem.Mol) or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, float) and value.is_integer():  # an integer ID column that pandas made float (missing IDs)
+        value = int(value)
+    text = str(value).strip()
+    return text or None
+
+
 def molecule_items(molecules: Iterable[str | Chem.Mol] | pd.DataFrame) -> list[dict[str, Any]]:
     """The molecules of a batch job as ``name``, ``smiles``, ``mol`` and ``error``, in input order.
 
     `molecules` is a `read_molecules` frame, or SMILES strings and RDKit Mols. The structure
     that was read decides the SMILES; a ``smiles`` column or SD tag is only the fallback for a
-    row without one. The name is the row's ``name`` (or an SD title), else the SMILES, else
+    row without one. The name is the row's ``name`` (or an SD title; numeric IDs as text), else the SMILES, else
     ``record N``; a row with neither structure nor SMILES gets the error ``<name>: no molecule``.
     Strings are not parsed here: the job's worker parses them and records its own error.
     """
@@ -545,7 +556,7 @@ def molecule_items(molecules: Iterable[str | Chem.Mol] | pd.DataFrame) -> list[d
             error = row.get("error") if isinstance(row.get("error"), str) else None
             smiles = mol_to_smiles(mol) if mol is not None else (
                 row.get("smiles") if isinstance(row.get("smiles"), str) and row.get("smiles") else None)
-            name = next((row[k] for k in ("name", "_Name") if isinstance(row.get(k), str) and row[k]),
+            name = next((_given_name(row.get(k)) for k in ("name", "_Name") if _given_name(row.get(k))),
                         smiles or f"record {row.get('record', position + 1)}")
             if error is None and smiles is None:
                 error = f"{name}: no molecule"

@@ -267,3 +267,6 @@ def test_molecule_items_keep_parse_errors_and_name_rows_without_a_molecule(tmp_p
     named = Chem.MolFromSmiles("CCO")
     named.SetProp("_Name", "ethanol")
     assert [(i["name"], i["smiles"]) for i in molecule_items(["CX", named])] == [("CX", "CX"), ("ethanol", "CCO")]
+    # A caller's own table with numeric compound IDs keeps them as names; a missing ID falls back.
+    ids = molecule_items(pd.DataFrame({"smiles": ["CCO", "CCN"], "name": [1042, float("nan")]}))
+    assert [i["name"] for i in ids] == ["1042", "CCN"]
