@@ -365,7 +365,8 @@ def predict(
 @app.command()
 def dock(
     ligands: Annotated[str, typer.Argument(help="A SMILES string or a molecule file (.smi/.csv/.sdf/...).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Results table (.parquet or .csv); a journal beside it makes reruns resume.")],
+    out: Annotated[Path, typer.Option("--out", "-o", callback=_checked_out,
+                                      help="Results table (.parquet or .csv); a journal beside it makes reruns resume.")],
     target: Annotated[Optional[str], typer.Option("--target", "-t", help="A dockstring receptor, e.g. DRD2 (see --list-targets).")] = None,
     receptor: Annotated[Optional[Path], typer.Option("--receptor", help="Your receptor PDB/mmCIF file instead of --target.")] = None,
     ligand_box: Annotated[Optional[Path], typer.Option("--ligand-box", help="Reference ligand (SDF/MOL2/PDB) in the receptor's frame: the box encloses it.")] = None,

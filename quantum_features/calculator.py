@@ -168,7 +168,8 @@ def rank_conformers(
     Returns:
         One row per conformer, lowest first: ``conformer_id`` (in ``frame.attrs["mol"]``),
         ``rank``, ``energy_hartree``, ``relative_energy_kcal_mol``, ``uncertainty_kcal_mol``
-        (ensemble spread of the relative energy; 0 for a single model), ``mmff_relative_kcal_mol``.
+        (ensemble spread of the relative energy, every member measured from the conformer ranked
+        lowest; 0 for that conformer and for a single model), ``mmff_relative_kcal_mol``.
         ``frame.attrs["mol"]`` holds the conformers (RDKit, with hydrogens).
 
     Raises:
@@ -183,8 +184,10 @@ def rank_conformers(
         energies, _ = ensemble_energy_and_forces(ensemble, conformers.to_atoms(j), forces=False)
         member_energies.append(energies)
     member_energies = np.array(member_energies)  # [conformers, members]
-    relative = (member_energies - member_energies.min(axis=0, keepdims=True)) * HARTREE_TO_KCAL
     mean_energy = member_energies.mean(axis=1)
+    # Each member's energies relative to the conformer the ensemble ranks lowest: the spread of the
+    # reported relative energy (0 for that conformer), also when the members disagree on their minima.
+    relative = (member_energies - member_energies[mean_energy.argmin()]) * HARTREE_TO_KCAL
     frame = pd.DataFrame({
         "conformer_id": np.arange(len(conformers)),
         "energy_hartree": mean_energy,

@@ -16,6 +16,7 @@ from quantum_features.calculator import (
     rank_conformers,
 )
 from quantum_features.conformer_training import (
+    HARTREE_TO_KCAL,
     ConformerTrainConfig,
     energy_and_forces,
     evaluate_conformers,
@@ -125,6 +126,21 @@ def test_rank_conformers_returns_ranked_relative_energies(tiny_run):
             parameter.add_(0.05 * torch.randn_like(parameter))
     two = rank_conformers("CCCO", n_conformers=3, models=[load_model(tiny_run["model"]), other])
     assert (two["uncertainty_kcal_mol"] >= 0).all() and two["uncertainty_kcal_mol"].iloc[1:].gt(0).any()
+
+
+def test_ranking_uncertainty_is_measured_from_the_conformer_ranked_lowest(tiny_run, monkeypatch):
+    import quantum_features.calculator as calculator
+
+    # Two members that disagree on the lowest conformer (energies in kcal/mol, per conformer).
+    members = iter(np.array([[0.0, 2.0], [1.0, 1.5], [3.0, 3.0]]) / HARTREE_TO_KCAL)
+    monkeypatch.setattr(calculator, "ensemble_energy_and_forces", lambda ensemble, atoms, forces: (next(members), None))
+    frame = rank_conformers("CCCO", n_conformers=3, models=tiny_run["model"], prune_rms_angstrom=0.0)
+    if len(frame) < 3:
+        pytest.skip("fewer than 3 conformers embedded")
+    assert frame["conformer_id"].tolist() == [0, 1, 2]  # mean 1.0, 1.25, 3.0
+    assert frame["relative_energy_kcal_mol"].tolist() == pytest.approx([0.0, 0.25, 2.0])
+    # Member 2 measured from conformer 0 as well: spreads of (0, 0), (1, -0.5), (3, 1).
+    assert frame["uncertainty_kcal_mol"].tolist() == pytest.approx([0.0, 0.75, 1.0])
 
 
 def test_bad_inputs_give_clear_errors(tiny_run, monkeypatch):

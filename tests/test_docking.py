@@ -224,6 +224,9 @@ def test_cli_dock(tmp_path):
     assert missing.exit_code == 1 and "--target" in missing.output
     half_box = CliRunner().invoke(app, ["dock", "CCO", "--target", "DRD2", "--center", "1", "2", "3", "--out", str(out)])
     assert half_box.exit_code == 1 and "give both or neither" in half_box.output
+    # An output the writer cannot produce is refused before any docking.
+    text_out = CliRunner().invoke(app, ["dock", "CCO", "--target", "DRD2", "--out", str(tmp_path / "hits.txt")])
+    assert text_out.exit_code == 2 and "hits.txt" in text_out.output and not (tmp_path / "hits.parquet").exists()
 
 
 def test_cofactor_kept_in_the_receptor_with_template_bond_orders():
