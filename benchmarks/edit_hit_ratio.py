@@ -16,8 +16,8 @@ the editor's own report, with RDKit:
 - best single-atom edit (baseline, no generation): the same pick among the input's one-step
   analogues within the floor (`generation.analogues`: every element swap, added atom and
   removed terminal atom), i.e. what exhaustive enumeration of a chemist's first ideas gives.
-  The editor uses these analogues as retrieval exemplars only, so this row shows what the
-  generator adds beyond them.
+  By default the editor also offers these analogues as edits (``source`` "single-atom edit");
+  run with ``--no-single-atom-edits`` to see what the generator adds beyond them.
 
 Anchor: MoleculeSTM (Liu et al., Nat. Mach. Intell. 2023, arXiv 2212.10789 Table 14) reports
 hit ratios for these prompts on 200 ZINC molecules; its released scoring counts a hit at any

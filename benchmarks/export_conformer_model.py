@@ -63,8 +63,9 @@ def main() -> None:
         + (" − ∇E_D3 (analytic)" if config.dispersion else "")
         + " − ∂E_net/∂R (autograd through the bond geometry); the dependence of the "
         "orbital features on the positions is not differentiated (see `quantum_features.conformer_training`).",
-        f"- **Start**: the QM9 orbital model `{Path(config.init).name if config.init else 'none (from scratch)'}`, "
-        "fine-tuned on energies, relative energies within a molecule and forces "
+        "- **Start**: " + ", ".join(
+            f"member {i} from `{Path(c.init).name if c.init else 'none (from scratch)'}`" for i, _, _, c, _, _, _ in members)
+        + " (QM9 orbital models), fine-tuned on energies, relative energies within a molecule and forces "
         f"(loss weights {config.weights}, relative energies centred per {config.relative_within.replace('_', ' ')}; "
         f"checkpoint selected with weights {config.selection_weights or config.weights} on the validation "
         "errors relative to the starting model's).",

@@ -29,7 +29,7 @@ from quantum_features.train import REPORT_UNITS, evaluate, export_weights, load_
 COLUMNS = ["energy_mae_mev", "homo_mae_mev", "lumo_mae_mev", "gap_mae_mev", "dipole_mae_debye"]
 
 
-#: Heavy-atom bins of the size table: QM9 holds few small molecules, and they are predicted worse.
+#: Heavy-atom bins of the size table: QM9 holds few small molecules (most have 9 heavy atoms).
 SIZE_BINS = [(1, 6, "≤ 6"), (7, 7, "7"), (8, 8, "8"), (9, 9, "9")]
 
 
@@ -92,8 +92,8 @@ def main() -> None:
         "  Split: molecules ordered by SHA-256 of `qm9-<id>`; 110,000 train / 10,000 val / 10,831 test.",
         "- **Domain**: elements H, C, N, O, F (others are refused); at most 9 heavy atoms in training —",
         "  larger molecules are extrapolation and `predict_properties` says so in its `warning` column.",
-        "  Small molecules are rare in QM9 (most have 9 heavy atoms) and are predicted less well: see",
-        "  the size table below.",
+        "  Small molecules are rare in QM9 (most have 9 heavy atoms): the size table below shows the",
+        "  test errors by size.",
         f"- **Architecture**: `quantum_features.model.OrbitalPropertyNet`, {count_parameters(members[0][2]):,} parameters per member, "
         f"config `{first['model']}`.",
         f"- **Ensemble**: {len(members)} members (different seeds); the `*_std_*` columns are their spread, "

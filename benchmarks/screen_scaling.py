@@ -3,7 +3,7 @@
 1. Scaling: ``--n`` MOSES test molecules (fixed sample) screened with filters (Lipinski,
    PAINS), descriptors and docking of the top ``--dock-top`` at exhaustiveness 1 into DRD2, on
    a LocalCluster of 1 and then 2 worker processes (fresh output each). Prints molecules/second
-   of the funnel (standardise → filters → descriptors) and docked ligands/second, the parallel
+   of the funnel (standardise → descriptors → filters) and docked ligands/second, the parallel
    efficiency (speed-up / workers), and peak memory (resident set of the driver and its
    workers, sampled every 0.2 s).
 2. Prediction: the first ``--predict-n`` of that sample with HOMO-LUMO gap prediction (the

@@ -335,7 +335,7 @@ def predict(
     """Quantum properties (energy, HOMO, LUMO, gap, dipole) from the orbital-feature network.
 
     Each molecule gets a cheap HF/STO-3G calculation on its lowest MMFF94 conformer (3D
-    inputs keep their geometry); the *_std columns are the ensemble spread.
+    inputs keep their geometry); the `*_std_*` columns are the ensemble spread.
     """
     from quantum_features.predict import load_ensemble, predict_properties
 
@@ -567,7 +567,7 @@ def label(
     distortion: Annotated[float, typer.Option(help="Gaussian displacement of distorted copies (Å).")] = 0.03,
     seed: Annotated[int, typer.Option(help="Seeds conformers and distortions.")] = 0,
     device: Annotated[str, typer.Option(help="auto (GPU via gpu4pyscf when present), cpu or gpu.")] = "auto",
-    max_minutes: Annotated[Optional[float], typer.Option(help="Stop starting new molecules after this long; rerun to resume.")] = None,
+    max_minutes: Annotated[Optional[float], typer.Option(help="Stop starting new structures after this long (a molecule may be left partly labelled); rerun to resume.")] = None,
     scheduler: Annotated[Optional[str], typer.Option(help="Address of an existing Dask scheduler, e.g. tcp://host:8786.")] = None,
     workers: Annotated[Optional[int], typer.Option(help="LocalCluster worker processes (default: one per core).")] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Compute again the structures that failed in earlier runs.")] = False,
@@ -630,7 +630,7 @@ def screen(
     scheduler: Annotated[Optional[str], typer.Option(help="Address of an existing Dask scheduler, e.g. tcp://host:8786.")] = None,
     workers: Annotated[Optional[int], typer.Option(help="LocalCluster worker processes (default: one per core).")] = None,
 ) -> None:
-    """Screen a library: standardise → filters → descriptors → (predicted properties) → docking of the best.
+    """Screen a library: standardise → descriptors → filters → (predicted properties) → docking of the best.
 
     Resumable: rerun the same command after an interruption. Writes the ranked Parquet table,
     an SDF of the top poses and an HTML/PNG report with score distributions and top hits.
@@ -811,7 +811,7 @@ def edit(
     prompt: Annotated[str, typer.Argument(help='What to change, in words, e.g. "make it more soluble in water".')],
     n: Annotated[int, typer.Option("--n", help="Edits to return.")] = 5,
     min_similarity: Annotated[float, typer.Option(help="Tanimoto floor (Morgan r=2) to the input.")] = 0.6,
-    n_iter: Annotated[int, typer.Option("--n-iter", help="Most iterations of the search.")] = 8,
+    n_iter: Annotated[int, typer.Option("--n-iter", help="Iterations per generator round (a second round runs when the first holds fewer than --n strict hits).")] = 8,
     seed: Annotated[int, typer.Option(help="Random seed; equal seeds give equal results.")] = 0,
     explain: Annotated[bool, typer.Option("--explain", help="Only print how the prompt is read.")] = False,
     model: Annotated[Optional[Path], typer.Option("--model", help="Generator file (default: the shipped RetMol generator).")] = None,
