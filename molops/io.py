@@ -556,7 +556,7 @@ def molecule_items(molecules: Iterable[str | Chem.Mol] | pd.DataFrame) -> list[d
             error = row.get("error") if isinstance(row.get("error"), str) else None
             smiles = mol_to_smiles(mol) if mol is not None else (
                 row.get("smiles") if isinstance(row.get("smiles"), str) and row.get("smiles") else None)
-            name = next((_given_name(row.get(k)) for k in ("name", "_Name") if _given_name(row.get(k))),
+            name = next(filter(None, (_given_name(row.get(k)) for k in ("name", "_Name"))),
                         smiles or f"record {row.get('record', position + 1)}")
             if error is None and smiles is None:
                 error = f"{name}: no molecule"

@@ -135,8 +135,6 @@ def test_ranking_uncertainty_is_measured_from_the_conformer_ranked_lowest(tiny_r
     members = iter(np.array([[0.0, 2.0], [1.0, 1.5], [3.0, 3.0]]) / HARTREE_TO_KCAL)
     monkeypatch.setattr(calculator, "ensemble_energy_and_forces", lambda ensemble, atoms, forces: (next(members), None))
     frame = rank_conformers("CCCO", n_conformers=3, models=tiny_run["model"], prune_rms_angstrom=0.0)
-    if len(frame) < 3:
-        pytest.skip("fewer than 3 conformers embedded")
     assert frame["conformer_id"].tolist() == [0, 1, 2]  # mean 1.0, 1.25, 3.0
     assert frame["relative_energy_kcal_mol"].tolist() == pytest.approx([0.0, 0.25, 2.0])
     # Member 2 measured from conformer 0 as well: spreads of (0, 0), (1, -0.5), (3, 1).
