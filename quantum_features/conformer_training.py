@@ -131,6 +131,10 @@ class ConformerTrainConfig:
     patience: int = 40
     max_minutes: float | None = None
     seed: int = 0
+    # L2-SP (Li et al., ICML 2018): adds anchor_decay * Σ (θ − θ_start)² to each batch's loss,
+    # θ_start being the weights fine-tuning starts from (the init model after its set-up). A few
+    # dozen training molecules overfit within a few epochs; this keeps what QM9 taught. 0: off.
+    anchor_decay: float = 0.0
 
     @classmethod
     def from_file(cls, path: str | Path) -> ConformerTrainConfig:
@@ -178,11 +182,33 @@ def _loss_terms(model, batch, relative_within: str = "molecule") -> dict[str, to
             "forces": (forces - batch.y_forces).abs().mean()}
 
 
+def _starting_model(config: ConformerTrainConfig, train_graphs: list) -> OrbitalPropertyNet:
+    """The model fine-tuning starts from: `config.init` set up for the new level, or a fresh one."""
+    from quantum_features.train import load_model
+
+    if config.init:
+        model = load_model(config.init).train()
+        model.config.dispersion = config.dispersion
+        if config.zero_energy_correction:
+            model.zero_energy_correction()
+        new_elements = model.fit_new_element_statistics(train_graphs)  # e.g. S, Cl after QM9
+        if new_elements:
+            log.info("input statistics fitted for elements new to %s: %s", config.init, new_elements)
+        return model
+    torch.manual_seed(config.seed)
+    model = OrbitalPropertyNet(ModelConfig.from_dict({**config.model, "dispersion": config.dispersion}))
+    model.fit_statistics(train_graphs, {"energy": np.array([float(g.y_energy) for g in train_graphs])})
+    return model
+
+
+def anchor_distance(model: torch.nn.Module, anchor: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Σ (θ − θ_anchor)² over the model's parameters (the L2-SP penalty before its weight)."""
+    return sum(((p - anchor[name]) ** 2).sum() for name, p in model.named_parameters())
+
+
 def fit_conformers(config: ConformerTrainConfig, train_graphs: list, val_graphs: list, *,
                    progress: bool = True) -> dict[str, Any]:
     """Train (or resume from ``last.pt``) in ``config.out_dir``; returns the best validation metrics."""
-    from quantum_features.train import load_model
-
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     last = out / "last.pt"
@@ -193,17 +219,12 @@ def fit_conformers(config: ConformerTrainConfig, train_graphs: list, val_graphs:
         model.load_state_dict(state["model"])
     else:
         state = None
-        if config.init:
-            model = load_model(config.init).train()
-            model.config.dispersion = config.dispersion
-            if config.zero_energy_correction:
-                model.zero_energy_correction()
-            new_elements = model.fit_new_element_statistics(train_graphs)  # e.g. S, Cl after QM9
-            if new_elements:
-                log.info("input statistics fitted for elements new to %s: %s", config.init, new_elements)
-        else:
-            model = OrbitalPropertyNet(ModelConfig.from_dict({**config.model, "dispersion": config.dispersion}))
-            model.fit_statistics(train_graphs, {"energy": np.array([float(g.y_energy) for g in train_graphs])})
+        model = _starting_model(config, train_graphs)
+    # The L2-SP anchor: the starting weights (rebuilt the same way when resuming).
+    anchor = None
+    if config.anchor_decay > 0:
+        start_model = model if state is None else _starting_model(config, train_graphs)
+        anchor = {name: p.detach().clone() for name, p in start_model.named_parameters()}
     baseline, baseline_gradients = model.baseline_energies_and_gradients(train_graphs)
     if state is None:
         _refit_energy_reference(model, train_graphs, baseline)
@@ -238,6 +259,8 @@ def fit_conformers(config: ConformerTrainConfig, train_graphs: list, val_graphs:
         for graphs in _molecule_batches(train_graphs, config.batch_molecules, rng):
             terms = _loss_terms(model, Batch.from_data_list(graphs), config.relative_within)
             loss = sum(config.weights.get(k, 0.0) * v.float() / scales[k] for k, v in terms.items())
+            if anchor is not None:
+                loss = loss + config.anchor_decay * anchor_distance(model, anchor)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)

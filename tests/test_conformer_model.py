@@ -239,3 +239,22 @@ def test_elements_the_conformer_models_never_saw_are_refused_not_scored():
     # The shipped conformer models know H C N O F S Cl: a bromide's energy would be a guess.
     with pytest.raises(ChemToolkitError, match="element\\(s\\) Br are outside the model's training data"):
         rank_conformers("BrCCBr", n_conformers=2)
+
+
+def test_anchor_decay_keeps_fine_tuned_weights_near_the_start(tiny_run, tmp_path):
+    # L2-SP: fine-tuning from a trained model with a strong anchor moves its weights less.
+    from quantum_features.conformer_training import anchor_distance
+    from quantum_features.train import load_model
+
+    start = load_model(tiny_run["model"])
+    anchor = {name: p.detach().clone() for name, p in start.named_parameters()}
+    distances = {}
+    for decay in (0.0, 100.0):
+        config = ConformerTrainConfig(**{**tiny_run["config"].__dict__, "out_dir": str(tmp_path / f"decay{decay}"),
+                                         "init": str(tiny_run["model"]), "anchor_decay": decay, "max_epochs": 2})
+        fit_conformers(config, tiny_run["train"], tiny_run["val"], progress=False)
+        last = torch.load(tmp_path / f"decay{decay}" / "last.pt", map_location="cpu", weights_only=False)
+        tuned = load_model(tiny_run["model"])
+        tuned.load_state_dict(last["model"])
+        distances[decay] = float(anchor_distance(tuned, anchor))
+    assert 0 < distances[100.0] < 0.5 * distances[0.0]
