@@ -72,8 +72,8 @@ class FeatureCache:
             if "unable to lock file" in str(exc):  # HDF5 locks a file open for writing
                 raise InputFileError(
                     f"{self.path}: the feature cache is open in another process (HDF5 file lock); run one "
-                    "job per cache at a time, or, once every structure is cached and the jobs only read it, "
-                    "set HDF5_USE_FILE_LOCKING=FALSE") from None
+                    "job per cache at a time while it is being filled (jobs that find every structure "
+                    "cached only read it and can share it)") from None
             raise InputFileError(f"{self.path}: cannot open as an HDF5 feature cache: {exc}") from None
         if mode != "r":
             self._file.require_group("features")

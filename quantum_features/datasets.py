@@ -130,6 +130,20 @@ def _reconcile_journal(journal: Path, cache: FeatureCache) -> None:
         journal.write_text("".join(json.dumps(row) + "\n" for row in kept))
 
 
+def _all_cached(journal: Path, keys: Sequence[Any], out: Path) -> bool:
+    """Whether every key has a journal row whose features (unless it failed) are in `out`."""
+    if not journal.exists() or not out.exists():
+        return False
+    rows = {row["key"]: row for row in read_journal(journal)}
+    if any(key not in rows for key in keys):
+        return False
+    try:
+        with FeatureCache(out, mode="r") as cache:
+            return all(rows[key].get("error") is not None or rows[key].get("cache_key") in cache for key in keys)
+    except InputFileError:  # locked by a writer, or unreadable: take the writing path and its error
+        return False
+
+
 def featurize_many(
     molecules: Sequence[str | Chem.Mol | Atoms] | pd.Series,
     out: str | Path,
@@ -163,8 +177,12 @@ def featurize_many(
     check_run_settings(journal, {**defaults, **options}, QuantumError)
     items = list(molecules)
     keys = list(names) if names is not None else list(range(len(items)))
-    with FeatureCache(out) as cache:
-        _reconcile_journal(journal, cache)
+    # When everything is already cached, only read: several jobs (e.g. two ensemble members
+    # training at once) can then share one cache, which HDF5 locks while it is open for writing.
+    mode = "r" if _all_cached(journal, keys, out) else "a"
+    with FeatureCache(out, mode=mode) as cache:
+        if mode == "a":
+            _reconcile_journal(journal, cache)
 
         def store(row: dict[str, Any]) -> dict[str, Any]:
             features = row.pop("features", None)

@@ -71,6 +71,19 @@ def test_featurize_many_records_failures_and_fills_the_cache(tmp_path):
         featurize_many(["CCO"], out, processes=False, n_workers=1, level="hf/sto-3g")
 
 
+def test_a_fully_cached_run_only_reads_so_jobs_can_share_the_cache(tmp_path):
+    out = tmp_path / "features.h5"
+    first = featurize_many(["CO", "CCO"], out, processes=False, n_workers=1)
+    # Another job reading the cache keeps it open; a finished run must not need write access.
+    with FeatureCache(out, mode="r") as other_reader:
+        again = featurize_many(["CO", "CCO"], out, processes=False, n_workers=1)
+        assert len(other_reader) == 2
+    assert again["cache_key"].tolist() == first["cache_key"].tolist()
+    # One new molecule needs the writer again, and gets it once the reader is gone.
+    grown = featurize_many(["CO", "CCO", "CCCO"], out, processes=False, n_workers=1)
+    assert grown["error"].isna().all() and len(grown) == 3
+
+
 SLOW_FEATURIZE = """
 import sys
 from quantum_features.datasets import featurize_many
