@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from molops.errors import ChemToolkitError
 from molops.table import object_column
 
-__all__ = ["dask_client", "map_items", "read_journal"]
+__all__ = ["dask_client", "finished_rows", "map_items", "read_journal"]
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +149,21 @@ def read_journal(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+def finished_rows(journal: str | Path, *, retry_failed: bool = False) -> dict[Hashable, dict[str, Any]]:
+    """Journal rows that count as finished, by key: the latest row of a key decides.
+
+    A failed row (``error`` set) is finished too, unless `retry_failed`, in which case its
+    key is left out so that the item is computed again.
+    """
+    done: dict[Hashable, dict[str, Any]] = {}
+    for row in read_journal(journal):
+        if row.get("error") is None or not retry_failed:
+            done[row["key"]] = row
+        else:
+            done.pop(row["key"], None)
+    return done
+
+
 def _drop_partial_line(path: Path) -> None:
     """Cut a last line left without its newline by a crash, so appends start clean."""
     if not path.exists() or path.stat().st_size == 0:
@@ -218,13 +233,7 @@ def map_items(
         DataFrame with ``key``, the result columns, ``error`` (None on success) and
         ``seconds`` (wall time of the call), in input order, journal rows included.
     """
-    done: dict[Hashable, dict[str, Any]] = {}
-    if journal is not None:
-        for row in read_journal(journal):  # the latest row of a key decides
-            if row.get("error") is None or not retry_failed:
-                done[row["key"]] = row
-            else:
-                done.pop(row["key"], None)
+    done = finished_rows(journal, retry_failed=retry_failed) if journal is not None else {}
     order: dict[Hashable, int] = {}
 
     def pending() -> Iterator[tuple[Hashable, Any]]:

@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 from rdkit import Chem
 
-from molops.distributed import Scheduler, dask_client, map_items, read_journal
+from molops.distributed import Scheduler, dask_client, finished_rows, map_items
 from molops.errors import ChemToolkitError, InputFileError
 from molops.io import existing_file, iter_molecules
 
@@ -292,7 +292,7 @@ def screen(
         chunks = (chunk for _, chunk in _chunks(library, settings.chunk_size, smiles_column))  # lazy: flat memory
         map_items(partial(_screen_chunk, settings, str(part_dir)), chunks, scheduler=client, journal=journal,
                   retry_failed=True, progress=progress, description="screen chunks")
-        for row in read_journal(journal):
+        for row in finished_rows(journal).values():  # a chunk retried after a failure counts once
             if row.get("error") is not None:  # e.g. a worker killed: retried on the next run
                 summary.failed_chunks += 1
                 log.warning("screening chunk %s failed (%s); rerun the screen to retry it", row["key"], row["error"])

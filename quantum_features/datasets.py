@@ -35,7 +35,7 @@ from pyscf.data.nist import HARTREE2EV
 from rdkit import Chem
 
 from molops.data import package_dir
-from molops.distributed import Scheduler, map_items, read_journal
+from molops.distributed import Scheduler, finished_rows, map_items, read_journal
 from molops.errors import InputFileError
 from molops.runfiles import check_run_settings
 from quantum_features.cache import FeatureCache, cache_key
@@ -134,7 +134,7 @@ def _all_cached(journal: Path, keys: Sequence[Any], out: Path) -> bool:
     """Whether every key has a journal row whose features (unless it failed) are in `out`."""
     if not journal.exists() or not out.exists():
         return False
-    rows = {row["key"]: row for row in read_journal(journal)}
+    rows = finished_rows(journal)
     if any(key not in rows for key in keys):
         return False
     try:
@@ -318,14 +318,9 @@ def qm9_graphs(
     """
     frame = load_qm9().loc[qm9_subset(split, n)]
     atoms = {int(qm9_id): qm9_atoms(row) for qm9_id, row in frame.iterrows()}
-    journal = Path(str(cache_path) + ".journal.jsonl")
-    finished = {row["key"]: row for row in read_journal(journal)} if Path(cache_path).exists() else {}
-    if all(qm9_id in finished for qm9_id in atoms):
-        # Everything was featurised before: read only (several trainings may share a cache).
-        result = pd.DataFrame([finished[qm9_id] for qm9_id in atoms])
-    else:
-        result = featurize_many(list(atoms.values()), cache_path, names=list(atoms), scheduler=scheduler,
-                                progress=progress)
+    # A finished cache is only read (several trainings may share it): see `featurize_many`.
+    result = featurize_many(list(atoms.values()), cache_path, names=list(atoms), scheduler=scheduler,
+                            progress=progress)
     result = result.set_index("key")
     graphs = []
     with FeatureCache(cache_path, mode="r") as cache:

@@ -391,10 +391,6 @@ def _seed_journal(journal: Path, previous: LabelSet | None) -> None:
 
 
 def _journal_rows(journal: Path) -> dict[str, dict[str, Any]]:
-    from molops.distributed import read_journal
+    from molops.distributed import finished_rows
 
-    latest: dict[str, dict] = {}
-    if journal.exists():
-        for row in read_journal(journal):
-            latest[row["key"]] = row  # a retried structure's last row wins
-    return latest
+    return finished_rows(journal)  # a retried structure's last row wins

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from distributed import LocalCluster
 
-from molops.distributed import dask_client, map_items, read_journal
+from molops.distributed import dask_client, finished_rows, map_items, read_journal
 from molops.errors import ChemToolkitError
 from molops.descriptors import sa_score
 
@@ -93,6 +93,15 @@ def test_journal_resume_skips_finished_items(tmp_path):
     log.unlink()
     map_items(counting, ["C", "CC", "CX", "CCC"], journal=journal, processes=False, retry_failed=True)
     assert _calls(log) == ["CX"]
+
+
+def test_the_latest_journal_row_of_a_key_decides(tmp_path):
+    journal = tmp_path / "run.jsonl"
+    rows = [{"key": 0, "error": "killed"}, {"key": 0, "error": None, "value": 1}, {"key": 1, "error": "killed"}]
+    journal.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert finished_rows(journal) == {0: rows[1], 1: rows[2]}  # failed rows are finished...
+    assert finished_rows(journal, retry_failed=True) == {0: rows[1]}  # ...unless they are retried
+    assert finished_rows(tmp_path / "absent.jsonl") == {}
 
 
 def test_a_deadline_stops_submitting_and_a_journal_resumes_the_rest(tmp_path):

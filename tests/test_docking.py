@@ -146,6 +146,28 @@ def test_batch_records_failures_per_row_and_resumes(tmp_path, monkeypatch):
         dock_library(["CCO"], "DRD2", out=out, settings=QUICK, processes=False, progress=False)
 
 
+def test_a_retried_ligand_has_one_row_in_the_results(tmp_path, monkeypatch):
+    out = tmp_path / "drd2.parquet"
+    original = engine.VinaDocker.dock_molecule
+
+    def crash(self, mol, **kw):
+        raise RuntimeError("worker lost")
+
+    monkeypatch.setattr(engine.VinaDocker, "dock_molecule", crash)
+    first = dock_library([PARACETAMOL], "DRD2", out=out, settings=QUICK, processes=False, n_workers=1)
+    assert list(first["status"]) == ["failed"] and "worker lost" in first["error"].iloc[0]
+    monkeypatch.setattr(engine.VinaDocker, "dock_molecule", original)
+    retried = dock_library([PARACETAMOL], "DRD2", out=out, settings=QUICK, processes=False, n_workers=1,
+                           retry_failed=True)
+    assert list(retried["status"]) == ["ok"]
+    # Resuming again keeps only the ligand's latest row, not its earlier failure as well.
+    again = dock_library([PARACETAMOL], "DRD2", out=out, settings=QUICK, processes=False, n_workers=1,
+                         retry_failed=True)
+    table = pd.read_parquet(out)
+    assert list(table["status"]) == ["ok"] and list(again["status"]) == ["ok"]
+    assert table["vina_score_kcal_mol"].iloc[0] == retried["vina_score_kcal_mol"].iloc[0]
+
+
 def test_user_receptor_from_pdb_and_reference_ligand():
     protein, ligand_file = posebusters_complex("1s3v")
     crystal = read_molecule(ligand_file)

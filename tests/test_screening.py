@@ -62,14 +62,17 @@ def test_an_interrupted_screen_resumes_to_identical_results(library, tmp_path):
     shutil.copytree(whole.parent, cut.parent)
     journal = cut.with_name(cut.name + ".journal.jsonl")
     rows = [json.loads(line) for line in journal.read_text().splitlines()]
-    journal.write_text("".join(json.dumps(r) + "\n" for r in rows[:2]))
+    # Chunk 2 had failed (e.g. its worker was killed): the resume retries it and counts it once.
+    failed = {"key": rows[2]["key"], "error": "KilledWorker: worker lost", "seconds": 1.0}
+    journal.write_text("".join(json.dumps(r) + "\n" for r in [*rows[:2], failed]))
     for row in rows[2:]:
         (cut.with_name(cut.name + ".parts") / row["part"]).unlink()
     docking_journal = cut.with_name("screen_docking.parquet.journal.jsonl")
     docking_journal.write_text(docking_journal.read_text().splitlines()[0] + "\n")
     cut.unlink()
-    screen(library, cut, settings, n_workers=1, progress=False)
-    assert len(journal.read_text().splitlines()) == len(rows)  # only the missing chunks ran again
+    summary = screen(library, cut, settings, n_workers=1, progress=False)
+    assert len(journal.read_text().splitlines()) == len(rows) + 1  # only the missing chunks ran again
+    assert summary.failed_chunks == 0 and summary.records == 8
     pd.testing.assert_frame_equal(pd.read_parquet(cut), pd.read_parquet(whole))
     with pytest.raises(ValueError, match="other settings"):
         screen(library, cut, ScreenSettings(chunk_size=3), n_workers=1, progress=False)

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from rdkit import Chem
 
-from molops.distributed import Scheduler, map_items, read_journal
+from molops.distributed import Scheduler, finished_rows, map_items, read_journal
 from molops.docking.engine import DockingSettings, docker_for
 from molops.docking.receptor import Target, load_target
 from molops.errors import DockingError, ParseError
@@ -187,15 +187,15 @@ def dock_library(
                 f"{row.get('name')!r}, the input has {item['name'] if item else 'no such row'!r}); "
                 "remove it or choose another --out to start afresh"
             )
-    finished = {row["key"] for row in previous if not (retry_failed and row.get("error"))}
+    latest = finished_rows(journal, retry_failed=retry_failed)  # a retried ligand's older rows drop out
+    finished = set(latest)
     poses_path = Path(poses) if poses is not None else None
     if poses_path is not None:
         poses_path.parent.mkdir(parents=True, exist_ok=True)
         _keep_finished_poses(poses_path, finished)
     stream = _ParquetStream(out)
-    for row in previous:
-        if row["key"] in finished:
-            stream.add(row)
+    for row in latest.values():
+        stream.add(row)
     pose_handle = open(poses_path, "a") if poses_path is not None else None
 
     def on_result(row: dict[str, Any]) -> dict[str, Any]:
