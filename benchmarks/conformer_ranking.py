@@ -2,7 +2,8 @@
 
 Held-out molecules: the test part of `conformer_training.split_labels` with the split of
 quantum_features/configs/conformers.yaml (a stable hash of each molecule id: test molecules
-are used neither for training nor for early stopping). For their MMFF94 conformers (the
+are used neither for training nor for early stopping), among the structures that config trains
+on (its ``n_structures``: the label file may have grown since the shipped model was trained). For their MMFF94 conformers (the
 "conformer" structures; distorted ones only enter the force errors), each method's energies
 are compared with the reference labels: median over molecules (≥ 3 conformers) of R² of
 relative energies (each set centred on its mean), Spearman ρ, MAE (kcal/mol), and CPU time
@@ -41,10 +42,15 @@ from rdkit.Chem import AllChem
 
 from molops.io import to_mol
 from quantum_features.calculator import ensemble_energy_and_forces, load_conformer_models
-from quantum_features.conformer_training import HARTREE_TO_KCAL, ConformerTrainConfig, conformer_metrics, split_labels
+from quantum_features.conformer_training import (
+    HARTREE_TO_KCAL,
+    ConformerTrainConfig,
+    conformer_metrics,
+    split_labels,
+    training_labels,
+)
 from quantum_features.dispersion import dispersion_energy_and_gradient
 from quantum_features.features import featurize
-from quantum_features.labelling import LabelSet
 from quantum_features.levels import DEFAULT_LEVEL
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,8 +95,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    labels = LabelSet.load(args.labels)
     split = ConformerTrainConfig.from_file(args.config)
+    split.labels = str(args.labels)
+    labels = training_labels(split)
     _, _, held_out = split_labels(labels, split.test_fraction, split.val_fraction, split.split_seed)
     models = load_conformer_models(args.model or None)
     rows, force_rows = [], []

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from quantum_features.conformer_training import ConformerTrainConfig, split_labels
+from quantum_features.conformer_training import ConformerTrainConfig, split_labels, training_labels
 from quantum_features.labelling import LabelSet
 from quantum_features.model import count_parameters
 from quantum_features.predict import WEIGHTS_DIR
@@ -45,7 +45,7 @@ def main() -> None:
         members.append((i, run, state, config, path, minutes, epochs))
 
     _, _, _, config, _, _, _ = members[0]
-    labels = LabelSet.load(ROOT / config.labels)  # an absolute path stays as it is
+    labels = training_labels(config, root=ROOT)  # an absolute path stays as it is
     train, val, test = split_labels(labels, config.test_fraction, config.val_fraction, config.split_seed)
     model = load_model(members[0][4])
 
@@ -75,7 +75,8 @@ def main() -> None:
         + ("; the QM9 model's energy correction was zeroed before fine-tuning." if config.zero_energy_correction
            else "."),
         f"- **Labels**: `quantum_features/data/{Path(config.labels).name}` (data card `CONFORMER_LABELS.md`): "
-        f"{len(labels)} structures of {labels.frame['molecule_id'].nunique()} molecules.",
+        f"{len(labels)} structures of {labels.frame['molecule_id'].nunique()} molecules"
+        + (f" (the file's first {config.n_structures}: `n_structures`)." if config.n_structures else "."),
         f"- **Split** (`split_labels`, stable hash of molecule ids, test {config.test_fraction:.0%}, validation "
         f"{config.val_fraction:.0%} of the rest, seed {config.split_seed}): train {describe(train)}; validation "
         f"{describe(val)}; test {describe(test)} (never used in training or model selection).",

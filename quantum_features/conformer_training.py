@@ -42,11 +42,12 @@ from tqdm.auto import tqdm
 
 from molops.runfiles import append_csv, read_yaml_options, save_atomic
 from quantum_features.epochs import EpochProgress
+from quantum_features.errors import QuantumError
 from quantum_features.labelling import LabelSet
 from quantum_features.model import ModelConfig, OrbitalPropertyNet, element_counts, gradient_outside_autograd
 
 __all__ = ["ConformerTrainConfig", "energy_and_forces", "evaluate_conformers", "fit_conformers", "label_graphs",
-           "split_labels", "train_conformers", "HARTREE_TO_KCAL"]
+           "split_labels", "train_conformers", "training_labels", "HARTREE_TO_KCAL"]
 
 HARTREE_TO_KCAL = 627.5094740631
 
@@ -103,6 +104,9 @@ class ConformerTrainConfig:
 
     out_dir: str = "runs/conformers"
     labels: str = "quantum_features/data/conformer_labels.npz"
+    # Use only the first N structures of `labels` (None: all). The labeller appends, so the first
+    # N rows stay the set an earlier run was trained on while the file grows.
+    n_structures: int | None = None
     feature_cache: str = "data/conformers/features.h5"
     init: str | None = None  # weights to start from (e.g. a QM9 model); None: from scratch
     # The reference level's empirical dispersion (e.g. "b3lyp-d3bj"), added to the model's energy
@@ -378,11 +382,24 @@ def split_labels(labels: LabelSet, test_fraction: float = 0.2, val_fraction: flo
     return train, val, test
 
 
+def training_labels(config: ConformerTrainConfig, root: str | Path | None = None) -> LabelSet:
+    """The label set a run trains on: `config.labels` (relative to `root`, default the cwd),
+    cut to its first `config.n_structures` structures when set."""
+    path = Path(root) / config.labels if root is not None else Path(config.labels)
+    labels = LabelSet.load(path)
+    if config.n_structures is None:
+        return labels
+    if not 0 < config.n_structures <= len(labels):
+        raise QuantumError(f"{path}: n_structures = {config.n_structures}, but the file holds {len(labels)} "
+                           "structures (it must be between 1 and that)")
+    return labels.subset(np.arange(config.n_structures))
+
+
 def train_conformers(config: ConformerTrainConfig | str | Path, *, progress: bool = True) -> dict[str, Any]:
     """Load the labels, hold out whole molecules, featurise (cached) and `fit_conformers`."""
     if not isinstance(config, ConformerTrainConfig):
         config = ConformerTrainConfig.from_file(config)
-    labels = LabelSet.load(config.labels)
+    labels = training_labels(config)
     _, val_set, test_set = split_labels(labels, config.test_fraction, config.val_fraction, config.split_seed)
     cache = Path(config.feature_cache)
     cache.parent.mkdir(parents=True, exist_ok=True)

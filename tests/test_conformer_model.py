@@ -92,6 +92,18 @@ def test_training_reports_metrics_and_resumes(tiny_run):
     assert metrics["n_molecules"] == int(n_conformers >= 3) and np.isfinite(metrics["relative_mae_kcal_mol"])
 
 
+def test_a_run_can_train_on_the_first_structures_of_a_grown_label_file(tiny_run, tmp_path):
+    from quantum_features.conformer_training import training_labels
+
+    path = tiny_run["root"] / "labels.npz"
+    every = training_labels(ConformerTrainConfig(labels=str(path)))
+    first = training_labels(ConformerTrainConfig(labels=str(path), n_structures=5))
+    assert len(every) == len(tiny_run["labels"]) > 5 and len(first) == 5
+    assert first.frame["key"].tolist() == every.frame["key"].tolist()[:5]
+    with pytest.raises(QuantumError, match=rf"n_structures = {len(every) + 1}, but the file holds {len(every)}"):
+        training_labels(ConformerTrainConfig(labels=str(path), n_structures=len(every) + 1))
+
+
 def test_selection_loss_is_relative_to_the_starting_model(tiny_run):
     # Each selection term is a fraction of the starting model's validation error, so that a
     # ranking weight of 1 and a force weight of 0.2 compare like with like (not kcal/mol with Ha/Å).
