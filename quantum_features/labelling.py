@@ -362,12 +362,17 @@ def label_molecules(
 
 
 def _assemble(journal: Path, wanted: dict[str, None], previous: LabelSet | None, meta: dict) -> LabelSet:
-    """Structures finished so far: this run's molecules in input order, then any others that
-    the existing file held (a file grows over runs with different molecule lists)."""
+    """Structures finished so far: the existing file's, in its order, then this run's new ones in
+    input order. A file only grows at its end, so its first N rows stay the set an earlier model
+    was trained on (`ConformerTrainConfig.n_structures`), whatever finished in which run."""
     finished = _journal_rows(journal)
-    keys = [k for k in wanted if k in finished and finished[k].get("error") is None]
-    if previous is not None:
-        keys += [k for k in previous.frame["key"] if k not in wanted and k in finished]
+
+    def done(key: str) -> bool:
+        return key in finished and finished[key].get("error") is None
+
+    keys = [k for k in previous.frame["key"] if done(k)] if previous is not None else []
+    kept = set(keys)
+    keys += [k for k in wanted if k not in kept and done(k)]
     meta = {**meta, "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     return LabelSet.from_rows([finished[k] for k in keys], meta)
 

@@ -85,6 +85,25 @@ def test_labelling_writes_a_versioned_file_and_resumes(tmp_path):
     assert set(train.frame["molecule_id"]).isdisjoint(val.frame["molecule_id"]) and len(train) + len(val) == len(again)
 
 
+def test_a_label_file_only_grows_at_its_end(tmp_path):
+    from quantum_features.labelling import _assemble
+
+    def row(key):
+        return {"key": key, "smiles": "C", "molecule_id": key.split("/")[0], "kind": "conformer", "conformer": 0,
+                "charge": 0, "multiplicity": 1, "energy_hartree": -40.0, "calc_seconds": 1.0, "device": "cpu",
+                "numbers": [6], "positions": [[0, 0, 0]], "forces": [[0, 0, 0]], "error": None, "seconds": 1.0}
+
+    journal = tmp_path / "labels.journal.jsonl"
+    journal.write_text("".join(json.dumps(row(k)) + "\n" for k in ["m0/c0", "m0/c2", "m1/c0"]))  # m0/c1 was cut off
+    wanted = dict.fromkeys(["m0/c0", "m0/c1", "m0/c2", "m1/c0"])
+    first = _assemble(journal, wanted, None, {"level": "x"})
+    assert first.frame["key"].tolist() == ["m0/c0", "m0/c2", "m1/c0"]
+    with journal.open("a") as handle:  # the next run computes the missing structure, and a new molecule
+        handle.write(json.dumps(row("m0/c1")) + "\n" + json.dumps(row("m2/c0")) + "\n")
+    grown = _assemble(journal, {**wanted, "m2/c0": None}, first, {"level": "x"})
+    assert grown.frame["key"].tolist() == ["m0/c0", "m0/c2", "m1/c0", "m0/c1", "m2/c0"]  # appended, not inserted
+
+
 def test_an_interrupted_batch_keeps_its_finished_structures(tmp_path, monkeypatch):
     from molops import distributed
     from quantum_features import labelling
