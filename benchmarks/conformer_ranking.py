@@ -40,6 +40,7 @@ import torch
 from rdkit import Chem
 from rdkit.Chem import AllChem
 
+from molops.errors import ChemToolkitError
 from molops.io import to_mol
 from quantum_features.calculator import ensemble_energy_and_forces, load_conformer_models
 from quantum_features.conformer_training import (
@@ -52,6 +53,7 @@ from quantum_features.conformer_training import (
 from quantum_features.dispersion import dispersion_energy_and_gradient
 from quantum_features.features import featurize
 from quantum_features.levels import DEFAULT_LEVEL
+from quantum_features.predict import check_trained_elements
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "conformer_ranking.md"
@@ -100,6 +102,18 @@ def main() -> None:
     labels = training_labels(split)
     _, _, held_out = split_labels(labels, split.test_fraction, split.val_fraction, split.split_seed)
     models = load_conformer_models(args.model or None)
+    # Molecules with elements the model was not fine-tuned on are refused by it (as by
+    # rank_conformers); every method is compared on the remaining molecules.
+    refused = {}
+    for i in range(len(held_out)):
+        try:
+            check_trained_elements(models, held_out.numbers[i], held_out.frame["molecule_id"].iloc[i])
+        except ChemToolkitError as exc:
+            refused.setdefault(held_out.frame["molecule_id"].iloc[i], str(exc))
+    if refused:
+        for reason in refused.values():
+            print(f"left out: {reason}")
+        held_out = held_out.subset(np.flatnonzero(~held_out.frame["molecule_id"].isin(list(refused))))
     rows, force_rows = [], []
     for i in range(len(held_out)):
         row = held_out.frame.iloc[i]
@@ -178,6 +192,8 @@ def main() -> None:
         f"{len(conformers)} conformers, {len(frame)} structures for forces; CPU time = process time on this machine "
         f"({torch.get_num_threads()} torch threads); reference timing over {len(reference_seconds)} energy-only single points; "
         "the speed-up compares energy-only calculations (all that ranking needs, as `rank_conformers`).", "",
+        *([f"Left out ({len(refused)} held-out molecule(s) with elements the model was not fine-tuned on, which it "
+           "refuses, so every method is compared on the rest): " + "; ".join(refused.values()), ""] if refused else []),
         "Forces of the model: analytic HF/STO-3G gradient + autograd of the network with the orbital features held "
         "fixed (`OrbNetCalculator`).", "",
         *table, "",

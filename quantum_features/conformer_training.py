@@ -159,7 +159,10 @@ def _refit_energy_reference(model: OrbitalPropertyNet, graphs: list, baseline: n
         model.energy_reference.copy_(torch.from_numpy(reference))
         n_atoms = counts.sum(axis=1)
         model.energy_scale.fill_(max(float(np.std(residual / np.sqrt(n_atoms))), 1e-6))
-        model.trained_elements[torch.from_numpy(seen)] = True
+        # Only elements with a reference at the new level count as trained: an element the
+        # start model knew but these labels lack would get total energies off by its whole
+        # reference (~1.7 Hartree per F atom), so the model refuses it instead.
+        model.trained_elements.copy_(torch.from_numpy(seen))
 
 
 def _molecule_batches(graphs: list, batch_molecules: int, rng: np.random.Generator | None) -> list[list]:

@@ -248,9 +248,21 @@ def test_shipped_conformer_model_ranks_butane_anti_below_gauche():
 def test_elements_the_conformer_models_never_saw_are_refused_not_scored():
     from molops.errors import ChemToolkitError
 
-    # The shipped conformer models know H C N O F S Cl: a bromide's energy would be a guess.
+    # The shipped conformer models know the elements of their training molecules (H C N O S Cl): a bromide's energy would be a guess.
     with pytest.raises(ChemToolkitError, match="element\\(s\\) Br are outside the model's training data"):
         rank_conformers("BrCCBr", n_conformers=2)
+
+
+def test_elements_missing_from_the_fine_tuning_labels_are_no_longer_trained(tiny_run):
+    from quantum_features.conformer_training import _refit_energy_reference
+    from quantum_features.train import load_model
+
+    model = load_model(tiny_run["model"])
+    model.trained_elements[model._element_index(torch.tensor([9]))] = True  # a QM9 start knows F; these labels lack it
+    assert model.untrained_elements(torch.tensor([1, 6, 7, 8, 9])) == []
+    baseline = model.baseline_energies_and_gradients(tiny_run["train"])[0]
+    _refit_energy_reference(model, tiny_run["train"], baseline)
+    assert model.untrained_elements(torch.tensor([1, 6, 7, 8, 9])) == [9]
 
 
 def test_anchor_decay_keeps_fine_tuned_weights_near_the_start(tiny_run, tmp_path):
