@@ -126,7 +126,9 @@ def prepare_atoms(
         atoms.info["charge"] = _whole(charge, "charge", atoms)
         if multiplicity is None:  # the input's spin was for its own charge
             atoms.info.pop("multiplicity", None)
-    atoms.info.setdefault("charge", 0)
+    atoms.info["charge"] = _whole(atoms.info.get("charge", 0), "charge", atoms)  # also a given Atoms' own
+    if atoms.info.get("multiplicity") is not None:
+        atoms.info["multiplicity"] = _whole(atoms.info["multiplicity"], "multiplicity", atoms)
     electrons = int(atoms.numbers.sum()) - int(atoms.info["charge"])
     if electrons <= 0:
         raise ElectronCountError(f"{describe_atoms(atoms)}: charge {atoms.info['charge']} leaves {electrons} electrons")

@@ -82,10 +82,18 @@ class OrbNetCalculator(Calculator):
     """ASE calculator: energy (eV) and forces (eV/Å) from the conformer-trained network.
 
     ``atoms.info["charge"]`` and ``["multiplicity"]`` set the electronic state (default
-    neutral, lowest spin). ``results["energy_std"]`` is the ensemble spread (eV).
+    neutral, lowest spin). ``results["energy_std"]`` is the ensemble spread (eV; sample standard
+    deviation, NaN for a single model).
     """
 
     implemented_properties = ["energy", "forces", "free_energy"]
+
+    def check_state(self, atoms: Atoms, tol: float = 1e-15) -> list[str]:
+        """ASE's changes plus the electronic state in ``atoms.info``, which ASE does not compare."""
+        changes = super().check_state(atoms, tol)
+        if self.atoms is not None and any(atoms.info.get(k) != self.atoms.info.get(k) for k in ("charge", "multiplicity")):
+            changes.append("initial_charges")  # recompute: same geometry, other charge or spin
+        return changes
 
     def __init__(self, models: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -97,7 +105,8 @@ class OrbNetCalculator(Calculator):
         structure.info.update({k: v for k, v in self.atoms.info.items() if k in ("charge", "multiplicity", "smiles")})
         energies, forces = ensemble_energy_and_forces(self.models, structure, forces=True)
         self.results["energy"] = self.results["free_energy"] = float(energies.mean()) * Hartree
-        self.results["energy_std"] = float(energies.std()) * Hartree
+        # Sample spread (ddof=1), as the *_std columns of predict_properties.
+        self.results["energy_std"] = float(energies.std(ddof=1)) * Hartree if len(energies) > 1 else float("nan")
         self.results["forces"] = forces * Hartree  # Hartree/Å -> eV/Å
 
 
@@ -168,8 +177,9 @@ def rank_conformers(
     Returns:
         One row per conformer, lowest first: ``conformer_id`` (in ``frame.attrs["mol"]``),
         ``rank``, ``energy_hartree``, ``relative_energy_kcal_mol``, ``uncertainty_kcal_mol``
-        (ensemble spread of the relative energy, every member measured from the conformer ranked
-        lowest; 0 for that conformer and for a single model), ``mmff_relative_kcal_mol``.
+        (ensemble spread, the sample standard deviation of the members' relative energies, every
+        member measured from the conformer ranked lowest; 0 for that conformer, NaN for a single
+        model), ``mmff_relative_kcal_mol``.
         ``frame.attrs["mol"]`` holds the conformers (RDKit, with hydrogens).
 
     Raises:
@@ -192,7 +202,7 @@ def rank_conformers(
         "conformer_id": np.arange(len(conformers)),
         "energy_hartree": mean_energy,
         "relative_energy_kcal_mol": (mean_energy - mean_energy.min()) * HARTREE_TO_KCAL,
-        "uncertainty_kcal_mol": relative.std(axis=1),
+        "uncertainty_kcal_mol": relative.std(axis=1, ddof=1) if relative.shape[1] > 1 else np.nan,
         "mmff_relative_kcal_mol": conformers.energies_kcal_mol - conformers.energies_kcal_mol.min(),
     })
     frame = frame.sort_values("energy_hartree", kind="stable").reset_index(drop=True)
