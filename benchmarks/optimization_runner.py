@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from molops.distributed import drop_partial_line, read_journal
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 METHODS = ("retmol", "no-retrieval", "best-of-database")
@@ -51,18 +53,6 @@ def journal_path(name: str, settings_kwargs: dict, generator_path: Path | None =
     settings = "-".join(f"{key}{value}" for key, value in sorted(settings_kwargs.items()))
     # Results of one weights file under another decoding constraint are another experiment.
     return RESULTS / f"{name}.{generator_digest(generator_path)}.{settings}-grammarv{GRAMMAR_VERSION}.journal.jsonl"
-
-
-def read_journal(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            pass  # a line cut by a kill
-    return rows
 
 
 def _finished(journal: Path) -> set[tuple[str, str, float]]:
@@ -113,6 +103,7 @@ def run(
     index, base_properties = load_library_index("moses"), moses_properties()
     database = ExemplarDatabase(index, base_properties)
     started = time.perf_counter()
+    drop_partial_line(journal)  # a row cut off by a kill would swallow the next one
     with open(journal, "a") as handle:
         for lead in leads:
             for min_similarity in min_similarities:

@@ -78,6 +78,7 @@ def build_moses_properties(
     chunks = {start: smiles[start : start + chunk] for start in range(0, len(smiles), chunk)}
     journal = path.with_name(path.stem + ".journal.jsonl")  # beside the output: survives a lost cache
     done = map_items(_properties_chunk, chunks, scheduler=scheduler, n_workers=n_workers, journal=journal,
+                     retry_failed=True,  # e.g. a killed worker: a rerun tries the chunk again
                      progress=progress, description="MOSES properties", max_in_flight=4)
     failed = done[done["error"].notna()]
     if len(failed):

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from molops.errors import ChemToolkitError
 from molops.table import object_column
 
-__all__ = ["dask_client", "finished_rows", "map_items", "read_journal"]
+__all__ = ["dask_client", "drop_partial_line", "finished_rows", "map_items", "read_journal"]
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ def finished_rows(journal: str | Path, *, retry_failed: bool = False) -> dict[Ha
     return done
 
 
-def _drop_partial_line(path: Path) -> None:
+def drop_partial_line(path: Path) -> None:
     """Cut a last line left without its newline by a crash, so appends start clean."""
     if not path.exists() or path.stat().st_size == 0:
         return
@@ -251,7 +251,7 @@ def map_items(
     rows: list[dict[str, Any]] = []
     if journal is not None:
         Path(journal).parent.mkdir(parents=True, exist_ok=True)
-        _drop_partial_line(Path(journal))
+        drop_partial_line(Path(journal))
     handle = open(journal, "a") if journal is not None else None
     try:
         chunks = _chunks(pending(), max(1, chunk_size))
@@ -259,6 +259,8 @@ def map_items(
         if first is not None:
             with dask_client(scheduler, n_workers=n_workers, processes=processes) as client:
                 rows = _run_on(client, func, first, chunks, max_in_flight, handle, bar, on_result, deadline)
+            for _ in chunks:  # after a deadline: register the keys never started, so their journal rows are returned
+                pass
     finally:
         bar.close()
         if handle is not None:

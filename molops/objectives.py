@@ -261,8 +261,10 @@ def by_name(name: str) -> Objective:
             "dipole_debye (or docking with --dock TARGET)"
         )
     if direction is not None and direction != objective.direction:
+        stated = f"({objective.direction})"
+        objective.description = (objective.description.replace(stated, f"({direction})") if stated in objective.description
+                                 else f"{objective.description} ({direction})")
         objective.direction = direction
-        objective.description += f" ({direction})"
     return objective
 
 
@@ -284,7 +286,9 @@ def _dock_scores(target, settings, scheduler, n_workers, smiles: list[str]) -> t
         partial(_best_score, target, settings), smiles, scheduler=scheduler, n_workers=n_workers,
         description="docking",
     )
-    values = [math.nan if e else float(v) for v, e in zip(frame["result"], frame["error"])]
+    # No "result" column at all when every ligand failed.
+    results = frame["result"] if "result" in frame else [math.nan] * len(frame)
+    values = [math.nan if e else float(v) for v, e in zip(results, frame["error"])]
     return values, [e if isinstance(e, str) else None for e in frame["error"]]
 
 

@@ -49,6 +49,11 @@ def test_objective_arguments():
         docking(None)
 
 
+def test_a_minimised_objective_says_so_once():
+    assert by_name("logp:min").description == "Crippen logP (minimize)"
+    assert by_name("logp").description == "Crippen logP (maximize)"
+
+
 def test_quantum_arguments():
     with pytest.raises(UnknownLevelError, match="unknown level of theory None") as caught:
         get_level(None)

@@ -114,6 +114,10 @@ def test_a_deadline_stops_submitting_and_a_journal_resumes_the_rest(tmp_path):
     frame = map_items(counting, items, journal=journal, processes=False, n_workers=1)
     assert frame["square"].tolist() == [x * x for x in items]
     assert sorted(_calls(log), key=int) == [str(x) for x in items]  # nothing computed twice
+    # Out of time again, on a finished journal of items beyond the first: their rows still come back.
+    late = map_items(counting, {100: 100, **{x: x for x in items}}, journal=journal, processes=False, n_workers=1,
+                     deadline=time.monotonic() - 1)
+    assert late["key"].tolist() == [100, *items] and late["square"].tolist() == [x * x for x in [100, *items]]
 
 
 SLOW_JOB = """

@@ -215,6 +215,14 @@ def test_docking_objective_marks_failures_instead_of_scoring_zero():
     assert again[0] == frame["vina_score_kcal_mol"].iloc[0]
 
 
+def test_docking_objective_on_a_cluster_marks_a_batch_where_every_ligand_fails():
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:
+        frame = docking("DRD2", exhaustiveness=1, scheduler=client).evaluate(["not a smiles", "OB(O)c1ccccc1"])
+    assert frame["vina_score_kcal_mol"].isna().all() and "cannot parse" in frame["error"].iloc[0]
+
+
 def test_docking_objective_names_everything_its_score_depends_on():
     # A resumed batch run compares descriptions: receptor and box, search settings and pH.
     base = docking("DRD2", exhaustiveness=1)
