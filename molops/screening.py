@@ -276,9 +276,12 @@ def screen(
     part_dir = out.with_name(out.name + ".parts")
     part_dir.mkdir(parents=True, exist_ok=True)
     settings_file = part_dir / "settings.json"
-    described = json.dumps({**asdict(settings), "library": str(library.resolve())}, sort_keys=True, default=list)
+    # The library's size too: records are numbered by position, so an edited file must not resume.
+    described = json.dumps({**asdict(settings), "library": str(library.resolve()), "smiles_column": smiles_column,
+                            "library_bytes": library.stat().st_size}, sort_keys=True, default=list)
     if settings_file.exists() and settings_file.read_text() != described:
-        raise ValueError(f"{part_dir} holds a screen with other settings or another library; choose another --out")
+        raise ValueError(f"{part_dir} holds a screen with other settings, another SMILES column or another (or "
+                         "edited) library; choose another --out")
     settings_file.write_text(described)
     if settings.target is not None:
         from molops.docking.receptor import load_target
@@ -287,6 +290,7 @@ def screen(
 
     journal = out.with_name(out.name + ".journal.jsonl")
     summary = ScreenSummary()
+    first_failure = None
     with dask_client(scheduler, n_workers=n_workers) as client:  # one cluster for both stages
         tick = time.perf_counter()
         chunks = (chunk for _, chunk in _chunks(library, settings.chunk_size, smiles_column))  # lazy: flat memory
@@ -295,6 +299,7 @@ def screen(
         for row in finished_rows(journal).values():  # a chunk retried after a failure counts once
             if row.get("error") is not None:  # e.g. a worker killed: retried on the next run
                 summary.failed_chunks += 1
+                first_failure = first_failure or row["error"]
                 log.warning("screening chunk %s failed (%s); rerun the screen to retry it", row["key"], row["error"])
                 continue
             for name in ("records", "unreadable", "standardisation_failed", "passed_filters", "predicted",
@@ -302,9 +307,18 @@ def screen(
                 setattr(summary, name, getattr(summary, name) + int(row.get(name) or 0))
         summary.stage_seconds["funnel"] = time.perf_counter() - tick
         tick = time.perf_counter()
-        docking = _dock_best(out, part_dir, settings, client, None, progress, summary)
+        if summary.failed_chunks and settings.target is not None:
+            # The best candidates are chosen from every record: docking a partial list would
+            # dock others than the finished screen's (and its journal could not be resumed).
+            log.warning("docking skipped until every chunk is screened: rerun the screen to retry the %d failed "
+                        "chunk(s)", summary.failed_chunks)
+            docking = None
+        else:
+            docking = _dock_best(out, part_dir, settings, client, None, progress, summary)
         summary.stage_seconds["docking"] = time.perf_counter() - tick
     tick = time.perf_counter()
+    if not any(part_dir.glob("chunk-*.parquet")) and summary.failed_chunks:
+        raise InputFileError(f"{library}: every chunk of the screen failed, e.g. {first_failure}; rerun to retry them")
     _assemble(out, part_dir, docking)
     summary.outputs["table"] = str(out)
     from molops.screen_report import write_report

@@ -76,6 +76,10 @@ def test_an_interrupted_screen_resumes_to_identical_results(library, tmp_path):
     pd.testing.assert_frame_equal(pd.read_parquet(cut), pd.read_parquet(whole))
     with pytest.raises(ValueError, match="other settings"):
         screen(library, cut, ScreenSettings(chunk_size=3), n_workers=1, progress=False)
+    with open(library, "a") as handle:  # records are numbered by position: an edited library starts afresh
+        handle.write("CCO ethanol\n")
+    with pytest.raises(ValueError, match="edited"):
+        screen(library, cut, settings, n_workers=1, progress=False)
 
 
 def test_bad_settings_and_inputs_are_refused(library, tmp_path):
