@@ -150,6 +150,26 @@ def append_csv(path: str | Path, row: dict[str, Any]) -> None:
         writer.writerow(row)
 
 
+def keep_epochs_before(path: str | Path, epoch: int) -> None:
+    """Drop the rows of a metrics CSV from `epoch` on: a run resumed at `epoch` writes them again
+    (a kill between the row and the checkpoint would otherwise leave that epoch twice)."""
+    path = Path(path)
+    if not path.exists():
+        return
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        fields, rows = reader.fieldnames, list(reader)
+    kept = [row for row in rows if int(row["epoch"]) < epoch]
+    if len(kept) == len(rows) or fields is None:
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(kept)
+    tmp.replace(path)
+
+
 def read_yaml_options(path: str | Path, fields: Iterable[str], what: str = "config") -> dict[str, Any]:
     """The mapping of a YAML options file, checked against the accepted `fields`.
 

@@ -40,7 +40,7 @@ from torch_geometric.data import Batch
 from torch_geometric.utils import scatter
 from tqdm.auto import tqdm
 
-from molops.runfiles import append_csv, read_yaml_options, save_atomic
+from molops.runfiles import append_csv, keep_epochs_before, read_yaml_options, save_atomic
 from quantum_features.epochs import EpochProgress
 from quantum_features.errors import QuantumError
 from quantum_features.labelling import LabelSet
@@ -257,6 +257,7 @@ def fit_conformers(config: ConformerTrainConfig, train_graphs: list, val_graphs:
         start = _selection_metrics(evaluate_conformers(model, val_graphs))
         log.info("starting model on the validation molecules: %s", start)
     (out / "config.yaml").write_text(yaml.safe_dump(asdict(config), sort_keys=False))
+    keep_epochs_before(out / "metrics.csv", progress_state.state["epoch"])
     epochs = tqdm(range(progress_state.state["epoch"], config.max_epochs), desc=f"train {out.name}",
                   initial=progress_state.state["epoch"], total=config.max_epochs, disable=not progress)
     for epoch in epochs:

@@ -33,7 +33,7 @@ from torch.utils.data.distributed import DistributedSampler
 from torch_geometric.loader import DataLoader
 from tqdm.auto import tqdm
 
-from molops.runfiles import append_csv, load_torch_file, save_atomic
+from molops.runfiles import append_csv, keep_epochs_before, load_torch_file, save_atomic
 from quantum_features.epochs import EpochProgress
 from quantum_features.model import INTENSIVE_TARGETS, TARGETS, ModelConfig, OrbitalPropertyNet, options_from_dict
 
@@ -195,15 +195,18 @@ def fit(config: TrainConfig, train_graphs: list, val_graphs: list, *, progress: 
     if world > 1:  # heads of targets left out of the loss get no gradient
         trainer = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=len(names) < len(TARGETS))
     sampler = DistributedSampler(train_graphs, num_replicas=world, rank=rank, seed=config.seed) if world > 1 else None
-    generator = torch.Generator().manual_seed(config.seed + progress_state.state["epoch"])
+    generator = torch.Generator()  # seeded per epoch below: a resumed run shuffles as an uninterrupted one
     loader = DataLoader(train_graphs, batch_size=config.batch_size, shuffle=sampler is None,
                         sampler=sampler, generator=generator if sampler is None else None)
     metrics_path = out / "metrics.csv"
+    if rank == 0:
+        keep_epochs_before(metrics_path, progress_state.state["epoch"])
     epochs = tqdm(range(progress_state.state["epoch"], config.max_epochs), desc=f"train {out.name}",
                   initial=progress_state.state["epoch"], total=config.max_epochs, disable=not progress or rank != 0)
     for epoch in epochs:
         if sampler is not None:
             sampler.set_epoch(epoch)
+        generator.manual_seed(config.seed + epoch)
         model.train()
         tick = time.perf_counter()
         losses = []

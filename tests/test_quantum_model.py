@@ -112,10 +112,19 @@ def test_training_resumes_from_the_last_checkpoint(qm9_graphs, tmp_path):
     assert second["epoch"] == 5
     metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
     assert list(metrics["epoch"]) == [0, 1, 2, 3, 4]
+    # The resumed run trains exactly as an uninterrupted one (same batches, same weights).
+    whole = fit(TrainConfig(**{**base, "max_epochs": 5, "out_dir": str(tmp_path / "whole")}), qm9_graphs[:8],
+                qm9_graphs[8:], progress=False)
+    resumed_weights = torch.load(tmp_path / "run" / "last.pt", weights_only=False)["model"]
+    whole_weights = torch.load(tmp_path / "whole" / "last.pt", weights_only=False)["model"]
+    assert whole["epoch"] == 5 and all(torch.equal(resumed_weights[k], whole_weights[k]) for k in whole_weights)
+    # A kill after an epoch's metrics row but before its checkpoint: the row is written once.
+    pd.concat([metrics, metrics.tail(1).assign(epoch=5)]).to_csv(tmp_path / "run" / "metrics.csv", index=False)
     # A time budget ends the call after one epoch and leaves a resumable run.
     third = fit(TrainConfig(**{**base, "max_epochs": 50, "max_minutes": 0.0}), qm9_graphs[:8], qm9_graphs[8:],
                 progress=False)
     assert third["epoch"] == 6 and not third["finished"] and "resume" in third["stop_reason"]
+    assert list(pd.read_csv(tmp_path / "run" / "metrics.csv")["epoch"]) == [0, 1, 2, 3, 4, 5]
 
 
 def test_config_file_errors(tmp_path):
