@@ -311,13 +311,17 @@ def label_molecules(
         that fail before any calculation (parse, elements, embedding) have one row each.
     """
     from molops.distributed import dask_client
-    from molops.runfiles import interrupt_on_terminate
+    from molops.runfiles import check_run_settings, interrupt_on_terminate
 
     start = time.perf_counter()
     out = Path(out)
     journal = Path(journal) if journal is not None else out.with_name(out.name + ".journal.jsonl")
     named = molecules if isinstance(molecules, dict) else {f"m{i}": m for i, m in enumerate(molecules)}
     level = get_level(options.level).name
+    # Structure keys name molecule and conformer only: resuming a journal under other options
+    # (level, conformer count, distortions, seed) would mix structures of two recipes.
+    check_run_settings(journal, {**{k: v for k, v in asdict(options).items() if k != "device"}, "level": level},
+                       QuantumError)
     previous = LabelSet.load(out) if out.exists() else None
     if previous is not None and previous.level != level:
         raise QuantumError(f"{out} holds labels at {previous.level}, not {level}: choose another --out")

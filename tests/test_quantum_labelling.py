@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -80,6 +81,10 @@ def test_labelling_writes_a_versioned_file_and_resumes(tmp_path):
     assert victim not in set(kept.frame["key"])
     retried, _ = label_molecules(molecules, out, options=TINY, n_workers=1, progress=False, retry_failed=True)
     assert victim in set(retried.frame["key"]) and len(retried) == len(labels)
+
+    # A journal resumed under another recipe would mix structures of both: refused.
+    with pytest.raises(QuantumError, match="other settings \\(n_conformers: 2 then, 3 now\\)"):
+        label_molecules(molecules, out, options=replace(TINY, n_conformers=3), n_workers=1, progress=False)
 
     train, val = again.split_by_molecule(0.5, seed=0)
     assert set(train.frame["molecule_id"]).isdisjoint(val.frame["molecule_id"]) and len(train) + len(val) == len(again)
