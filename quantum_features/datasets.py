@@ -22,6 +22,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import logging
 from collections.abc import Sequence
 from functools import lru_cache, partial
 from pathlib import Path
@@ -43,6 +44,8 @@ from quantum_features.calc import prepare_atoms
 from quantum_features.errors import QuantumError
 from quantum_features.features import DEFAULT_CUTOFF, OrbitalFeatures, featurize
 from quantum_features.levels import DEFAULT_LEVEL
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "featurize_cached",
@@ -98,8 +101,11 @@ def featurize_cached(
     atoms = prepare_atoms(molecule, charge, multiplicity)
     key = cache_key(atoms, level, cutoff, open_shell)
     if key in cache:
-        cache.hits += 1
-        return cache.get(key)
+        cached = cache.get(key)
+        # The key leaves out `gradient`: an entry stored without one does not answer a request for it.
+        if not calc_options.get("gradient") or cached.gradient_hartree_per_angstrom is not None:
+            cache.hits += 1
+            return cached
     cache.misses += 1
     features = featurize(atoms, level=level, cutoff=cutoff, open_shell=open_shell, **calc_options)
     cache.put(key, features, {"smiles": atoms.info.get("smiles")})
@@ -119,6 +125,28 @@ def _featurize_item(item: Any, options: dict[str, Any]) -> dict[str, Any]:
         "energy_hartree": features.energy_hartree,
         "features": features,
     }
+
+
+def _forget_changed_structures(journal: Path, keys: Sequence[Any], items: Sequence[Any], options: dict[str, Any]) -> None:
+    """Forget journal rows of `ase.Atoms` items whose structure differs from the one featurised
+    under the same key (e.g. a grown label file, an edited input): they are computed again
+    instead of returning another structure's features. (SMILES items are embedded on the workers.)"""
+    rows = finished_rows(journal)
+    if not rows:
+        return
+    level, cutoff = options.get("level", DEFAULT_LEVEL), options.get("cutoff", DEFAULT_CUTOFF)
+    changed = set()
+    for key, item in zip(keys, items):
+        row = rows.get(key)
+        if isinstance(item, Atoms) and row is not None and row.get("cache_key") is not None:
+            atoms = prepare_atoms(item, options.get("charge"), options.get("multiplicity"))
+            if cache_key(atoms, level, cutoff, options.get("open_shell", "uhf")) != row["cache_key"]:
+                changed.add(key)
+    if changed:
+        log.warning("%s: %d structures differ from the ones featurised under their names; computing them again",
+                    journal, len(changed))
+        kept = [row for row in read_journal(journal) if row["key"] not in changed]
+        journal.write_text("".join(json.dumps(row) + "\n" for row in kept))
 
 
 def _reconcile_journal(journal: Path, cache: FeatureCache) -> None:
@@ -177,6 +205,7 @@ def featurize_many(
     check_run_settings(journal, {**defaults, **options}, QuantumError)
     items = list(molecules)
     keys = list(names) if names is not None else list(range(len(items)))
+    _forget_changed_structures(journal, keys, items, options)
     # When everything is already cached, only read: several jobs (e.g. two ensemble members
     # training at once) can then share one cache, which HDF5 locks while it is open for writing.
     mode = "r" if _all_cached(journal, keys, out) else "a"

@@ -32,6 +32,12 @@ def test_repeated_call_is_a_cache_hit(tmp_path):
         assert again.energy_hartree == first.energy_hartree
         featurize_cached(atoms, cache, level="hf/sto-3g")  # another level is another entry
         assert cache.misses == 2 and len(cache) == 2
+        # An entry stored without a gradient does not answer a request for one.
+        assert first.gradient_hartree_per_angstrom is None
+        with_gradient = featurize_cached(atoms, cache, gradient=True)
+        assert cache.misses == 3 and with_gradient.gradient_hartree_per_angstrom.shape == (len(atoms), 3)
+        assert featurize_cached(atoms, cache, gradient=True).gradient_hartree_per_angstrom is not None
+        assert cache.misses == 3
     with FeatureCache(tmp_path / "cache.h5", mode="r") as reopened:
         assert cache_key(atoms) in reopened
         assert reopened.metadata(cache_key(atoms))["smiles"] == "CCO"
@@ -115,6 +121,18 @@ def test_interrupted_featurisation_resumes_without_redoing_work(tmp_path):
     assert sorted(row["key"] for row in rows) == list(range(12))  # nothing computed twice
     with FeatureCache(out, mode="r") as cache:
         assert len(cache) == 12
+
+
+def test_a_changed_structure_under_a_featurised_name_is_computed_again(tmp_path):
+    out = tmp_path / "features.h5"
+    water = prepare_atoms("O")
+    first = featurize_many([water], out, names=["a"], processes=False, n_workers=1)
+    stretched = water.copy()
+    stretched.positions[1] *= 1.2
+    stretched.info.update(water.info)
+    again = featurize_many([stretched], out, names=["a"], processes=False, n_workers=1)
+    assert again["cache_key"].iloc[0] != first["cache_key"].iloc[0]
+    assert again["energy_hartree"].iloc[0] != first["energy_hartree"].iloc[0]
 
 
 def test_journal_rows_without_features_are_recomputed(tmp_path):
