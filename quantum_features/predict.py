@@ -183,6 +183,8 @@ def predict_properties(
         if row["charge"] != 0 or row["multiplicity"] != 1:
             warnings.append(f"charge {row['charge']}, multiplicity {row['multiplicity']}: QM9 holds only neutral "
                             "closed-shell molecules; extrapolation")
+        if not np.isfinite(features.lumo_hartree):  # e.g. F⁻: every minimal-basis orbital is occupied
+            warnings.append("no LUMO or gap: the cheap level's minimal basis leaves no virtual orbital")
         row["warning"] = "; ".join(warnings) or None
         ready.append((position, features.to_data()))
         if len(ready) == batch_size:  # predicted as they come: memory stays flat however long the input

@@ -187,6 +187,8 @@ def test_predict_properties_warns_for_charged_and_open_shell_molecules(tiny_ense
     assert "charge 0, multiplicity 2" in frame.loc[1, "warning"]
     assert frame.loc[2, "warning"] is None  # own models: no shipped spread reference applies
     assert frame["error"].isna().all()
+    fluoride = predict_properties("[F-]")  # shipped models (they know F); STO-3G: all 5 orbitals occupied
+    assert np.isnan(fluoride.loc[0, "lumo_ev"]) and "no LUMO or gap" in fluoride.loc[0, "warning"]
 
 
 def test_shipped_ensemble_flags_a_molecule_its_members_disagree_on():
