@@ -236,14 +236,17 @@ def _smiles_record(path: Path, line_no: int, smiles: str, props: dict[str, Any])
 
 def _read_smi(path: Path, **_: Any) -> Iterator[_Record]:
     with _open_text(path) as handle:
+        first = True
         for line_no, line in enumerate(handle, start=1):
             stripped = line.strip()
             if not stripped or stripped.startswith("#"):
                 continue
             smiles, *rest = stripped.split(None, 1)
             name = rest[0] if rest else ""
-            if line_no == 1 and smiles.lower() in SMILES_COLUMN_CANDIDATES:
-                continue  # header line
+            if first and smiles.lower() in SMILES_COLUMN_CANDIDATES:
+                first = False
+                continue  # header line (after any comments)
+            first = False
             yield _smiles_record(path, line_no, smiles, {"smiles": smiles, "name": name.strip() or None})
 
 
@@ -268,7 +271,8 @@ def _find_smiles_column(columns: Iterable[str], requested: str | None, path: Pat
 def _read_table(path: Path, smiles_column: str | None = None, **_: Any) -> Iterator[_Record]:
     sep = "\t" if path.name.removesuffix(".gz").endswith(".tsv") else ","
     try:
-        frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+        # Blank lines kept as empty rows (skipped below), so that row numbers stay file line numbers.
+        frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, skip_blank_lines=False)
     except pd.errors.EmptyDataError:
         raise InputFileError(f"{path}: empty file (no header, no rows)") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
@@ -276,6 +280,8 @@ def _read_table(path: Path, smiles_column: str | None = None, **_: Any) -> Itera
     column = _find_smiles_column(frame.columns, smiles_column, path)
     for row_no, row in enumerate(frame.to_dict("records")):
         line_no = row_no + 2  # header is line 1
+        if not any(str(value).strip() for value in row.values()):
+            continue  # a blank line
         yield _smiles_record(path, line_no, row[column], row)
 
 

@@ -69,6 +69,8 @@ def test_smi_file_records_bad_lines_and_goes_on(tmp_path):
     assert "unclosed ring" in frame["error"].iloc[1]
     with pytest.raises(ParseError, match="line 4"):
         read_molecules(path, errors="raise")
+    path.write_text(f"# my library\nSMILES Name\n{ASPIRIN} aspirin\n")  # a header after a comment
+    assert read_molecules(path)["name"].tolist() == ["aspirin"]
 
 
 def test_csv_column_detection_and_explicit_column(tmp_path):
@@ -79,6 +81,9 @@ def test_csv_column_detection_and_explicit_column(tmp_path):
     assert frame["mol"].iloc[0] is not None and "line 3" in frame["error"].iloc[1]
     with pytest.raises(InputFileError, match="no column 'structure'"):
         read_molecules(path, smiles_column="structure")
+    path.write_text(f"smiles,name\n{ASPIRIN},a\n\nCX,b\n")  # a blank line: errors keep the file's line numbers
+    frame = read_molecules(path)
+    assert frame["name"].tolist() == ["a", "b"] and "line 4" in frame["error"].iloc[1]
     pd.DataFrame({"x": [1]}).to_csv(tmp_path / "nosmiles.csv", index=False)
     with pytest.raises(InputFileError, match="cannot find a SMILES column"):
         read_molecules(tmp_path / "nosmiles.csv")
