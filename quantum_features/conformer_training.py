@@ -23,6 +23,7 @@ Spearman ρ and MAE (kcal/mol); medians over molecules; force MAE (Hartree/Å an
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -214,6 +215,14 @@ def anchor_distance(model: torch.nn.Module, anchor: dict[str, torch.Tensor]) -> 
     return sum(((p - anchor[name]) ** 2).sum() for name, p in model.named_parameters())
 
 
+def _data_fingerprint(train_graphs: list, val_graphs: list) -> dict[str, Any]:
+    """Sizes and a hash of the reference energies of the training and validation structures."""
+    digest = hashlib.sha256()
+    for graphs in (train_graphs, val_graphs):
+        digest.update(np.sort([float(g.y_energy) for g in graphs]).tobytes() + b"|")
+    return {"n_train": len(train_graphs), "n_val": len(val_graphs), "sha256": digest.hexdigest()[:16]}
+
+
 def fit_conformers(config: ConformerTrainConfig, train_graphs: list, val_graphs: list, *,
                    progress: bool = True) -> dict[str, Any]:
     """Train (or resume from ``last.pt``) in ``config.out_dir``; returns the best validation metrics."""
@@ -221,8 +230,14 @@ def fit_conformers(config: ConformerTrainConfig, train_graphs: list, val_graphs:
     out.mkdir(parents=True, exist_ok=True)
     last = out / "last.pt"
     torch.manual_seed(config.seed)
+    data = _data_fingerprint(train_graphs, val_graphs)
     if last.exists():
         state = torch.load(last, map_location="cpu", weights_only=False)
+        if state.get("data", data) != data:  # e.g. the label file grew and n_structures was not set
+            raise QuantumError(
+                f"{last} was trained on other structures ({state['data']['n_train']} training / "
+                f"{state['data']['n_val']} validation then, {data['n_train']} / {data['n_val']} now): resuming would "
+                "mix two runs; set n_structures to the run's, or choose another out_dir to start afresh")
         model = OrbitalPropertyNet(ModelConfig.from_dict(state["model_config"]))
         model.load_state_dict(state["model"])
     else:
@@ -288,7 +303,7 @@ def fit_conformers(config: ConformerTrainConfig, train_graphs: list, val_graphs:
         if improved:
             save_atomic({"model": model.state_dict(), "model_config": model.config.to_dict(), "epoch": epoch,
                          "val": metrics, "train_config": asdict(config)}, out / "best.pt")
-        save_atomic(progress_state.checkpoint(model, optimizer, scheduler, selection_reference=start), last)
+        save_atomic(progress_state.checkpoint(model, optimizer, scheduler, selection_reference=start, data=data), last)
         epochs.set_postfix(val_loss=f"{val_loss:.3f}", r2=f"{metrics['median_r2']:.2f}")
         if progress_state.finished or progress_state.out_of_time():
             break

@@ -84,6 +84,9 @@ def test_training_reports_metrics_and_resumes(tiny_run):
     config = ConformerTrainConfig(**{**tiny_run["config"].__dict__, "max_epochs": 4})
     again = fit_conformers(config, tiny_run["train"], tiny_run["val"], progress=False)
     assert again["epoch"] == 4  # one more epoch, resumed from last.pt
+    # Resuming on other structures (e.g. a grown label file) would mix two runs: refused.
+    with pytest.raises(QuantumError, match=r"other structures \(\d+ training / \d+ validation then"):
+        fit_conformers(config, tiny_run["train"][1:], tiny_run["val"], progress=False)
     from quantum_features.train import load_model
 
     metrics = evaluate_conformers(load_model(tiny_run["model"]), tiny_run["val"])
