@@ -380,7 +380,9 @@ def _top_poses(out: Path, frame: pd.DataFrame, best: pd.DataFrame) -> None:
         kept = best_by_name.get(name)
         if kept is None or score < float(kept.GetProp("vina_score_kcal_mol")):
             best_by_name[name] = mol
-    ranked = sorted(best_by_name.items(), key=lambda item: float(item[1].GetProp("vina_score_kcal_mol")))
+    # Ties broken by record, as the table's rank is (poses arrive in completion order).
+    ranked = sorted(best_by_name.items(), key=lambda item: (float(item[1].GetProp("vina_score_kcal_mol")),
+                                                            int(item[0]) if item[0].isdigit() else math.inf))
     with Chem.SDWriter(str(out.with_name(out.stem + "_top_poses.sdf"))) as writer:
         for rank, (name, mol) in enumerate(ranked, start=1):
             mol.SetProp("rank", str(rank))
