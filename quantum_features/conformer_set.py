@@ -88,13 +88,15 @@ def _sources() -> dict[str, list[str]]:
 
 def candidate_molecules(
     min_heavy: int = 5, max_heavy: int = 25, elements: frozenset[str] = DRUGLIKE_ELEMENTS, seed: int = 0,
-    tier_size: int = 5, min_rotatable: int = 0,
+    tier_size: int = 5, min_rotatable: int = 0, with_element: str | None = None,
 ) -> pd.DataFrame:
     """Eligible molecules, in labelling order: ``id``, ``smiles``, ``source``, ``heavy_atoms``,
     ``rotatable_bonds``.
 
     `min_rotatable` keeps molecules with at least that many rotatable bonds (RDKit's strict
     definition): rigid molecules have one conformer, which teaches nothing about ranking.
+    `with_element` (e.g. "F") keeps only molecules containing that element: a set grown in
+    candidate order can lack an element that drugs often carry, which the model then refuses.
 
     Molecules are grouped in heavy-atom tiers of `tier_size` (5-9, 10-14, ...); within a
     tier the sources alternate (seeded shuffle within each source).
@@ -112,6 +114,8 @@ def candidate_molecules(
                 symbols = {a.GetSymbol() for a in Chem.AddHs(mol).GetAtoms()}
                 charged = any(a.GetFormalCharge() for a in mol.GetAtoms())
                 if not (min_heavy <= heavy <= max_heavy) or not symbols <= elements or charged:
+                    continue
+                if with_element is not None and with_element not in symbols:
                     continue
                 rotatable = rdMolDescriptors.CalcNumRotatableBonds(mol)
                 if rotatable < min_rotatable:
@@ -177,13 +181,18 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=default_label_path())
     parser.add_argument("--journal", type=Path, default=Path("runs/conformer_labels.journal.jsonl"))
     parser.add_argument("--retry-failed", action="store_true", help="compute again structures that failed before")
+    parser.add_argument("--with-element", default=None, help="only molecules containing this element (e.g. F)")
     args = parser.parse_args()
-    candidates = candidate_molecules(args.min_heavy, args.max_heavy, min_rotatable=args.min_rotatable).head(args.n_molecules)
+    if args.with_element is not None and args.with_element not in DRUGLIKE_ELEMENTS:
+        parser.error(f"--with-element {args.with_element}: choose one of {', '.join(sorted(DRUGLIKE_ELEMENTS))}")
+    candidates = candidate_molecules(args.min_heavy, args.max_heavy, min_rotatable=args.min_rotatable,
+                                     with_element=args.with_element).head(args.n_molecules)
     print(f"{len(candidates)} molecules ({candidates['heavy_atoms'].min()}-{candidates['heavy_atoms'].max()} heavy atoms; "
           f"{candidates['source'].value_counts().to_dict()})", flush=True)
     options = LabelOptions(n_conformers=args.n_conformers, n_distorted=args.n_distorted)
     command = (f"python -m quantum_features.conformer_set --n-molecules {args.n_molecules} --min-heavy {args.min_heavy} "
-               f"--max-heavy {args.max_heavy} --min-rotatable {args.min_rotatable} --n-conformers {args.n_conformers} --n-distorted {args.n_distorted}")
+               f"--max-heavy {args.max_heavy} --min-rotatable {args.min_rotatable} --n-conformers {args.n_conformers} --n-distorted {args.n_distorted}"
+               + (f" --with-element {args.with_element}" if args.with_element else ""))
     try:
         labels, table = label_molecules(dict(zip(candidates["id"], candidates["smiles"])), args.out, options=options,
                                         scheduler=args.scheduler, n_workers=args.workers, journal=args.journal,

@@ -167,6 +167,8 @@ def test_conformer_set_candidates_are_druglike_capped_and_interleaved(monkeypatc
     assert frame["heavy_atoms"].iloc[0] < 10  # small tier first
     flexible = conformer_set.candidate_molecules(min_heavy=5, max_heavy=25, min_rotatable=3)
     assert set(flexible["smiles"]) == {"CCCCCCO"}  # hexanol: 4 rotatable bonds; aromatics are rigid
+    chlorinated = conformer_set.candidate_molecules(min_heavy=5, max_heavy=25, with_element="Cl")
+    assert set(chlorinated["smiles"]) == {"Clc1ccc(Cl)cc1"}
     labels = LabelSet.from_rows([], {"level": "b3lyp-d3bj/sto-3g", "options": {"distortion_angstrom": 0.1}})
     assert labels.summary()["structures"] == 0
 
