@@ -146,7 +146,7 @@ def test_batch_records_failures_per_row_and_resumes(tmp_path, monkeypatch):
         dock_library(["CCO"], "DRD2", out=out, settings=QUICK, processes=False, progress=False)
 
 
-def test_a_retried_ligand_has_one_row_in_the_results(tmp_path, monkeypatch):
+def test_a_retried_ligand_has_one_row_in_the_results(tmp_path, monkeypatch, caplog):
     out = tmp_path / "drd2.parquet"
     original = engine.VinaDocker.dock_molecule
 
@@ -162,7 +162,8 @@ def test_a_retried_ligand_has_one_row_in_the_results(tmp_path, monkeypatch):
     assert list(retried["status"]) == ["ok"]
     # Resuming again keeps only the ligand's latest row, not its earlier failure as well.
     again = dock_library([PARACETAMOL], "DRD2", out=out, settings=QUICK, processes=False, n_workers=1,
-                         retry_failed=True)
+                         retry_failed=True, poses=tmp_path / "poses.sdf")
+    assert "1 ligands docked in an earlier run without --poses have no poses" in caplog.text
     table = pd.read_parquet(out)
     assert list(table["status"]) == ["ok"] and list(again["status"]) == ["ok"]
     assert table["vina_score_kcal_mol"].iloc[0] == retried["vina_score_kcal_mol"].iloc[0]

@@ -192,6 +192,10 @@ def dock_library(
     poses_path = Path(poses) if poses is not None else None
     if poses_path is not None:
         poses_path.parent.mkdir(parents=True, exist_ok=True)
+        docked_before = sum(row.get("error") is None for row in latest.values())
+        if docked_before and not poses_path.exists():
+            log.warning("%s: %d ligands docked in an earlier run without --poses have no poses in it; remove %s "
+                        "to dock everything again with poses", poses_path, docked_before, journal)
         _keep_finished_poses(poses_path, finished)
     stream = _ParquetStream(out)
     for row in latest.values():
