@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -142,6 +143,8 @@ def write_data_card(labels: LabelSet, path: Path, command: str) -> Path:
     frame = labels.frame
     per_source = frame.assign(source=frame["molecule_id"].str.split("-").str[0]).groupby("source")["molecule_id"].nunique()
     heavy = pd.Series([int((n > 1).sum()) for n in labels.numbers])
+    card = path.with_name(path.stem.upper() + ".md")
+    commands = "\n".join(f"- `{c}`" for c in _card_commands(card, command))
     text = f"""# Conformer labels (`{path.name}`)
 
 Reference level: **{summary['level']}** (PySCF {labels.meta.get('software', {}).get('pyscf', '?')}, D3(BJ) via
@@ -160,11 +163,17 @@ forces = −analytic gradient in Hartree/Å, geometries in Å.
 - Hold-out: `conformer_training.split_labels` (stable SHA-256 hash of each molecule id): 20 % of the
   molecules are test molecules (benchmarks/conformer_ranking.py), 20 % of the rest validation (early stopping).
 
-Rebuild or grow (resumable): `{command}`
+Rebuild or grow (resumable; each command labelled part of the set, into the same file):
+{commands}
 """
-    card = path.with_name(path.stem.upper() + ".md")
     card.write_text(text)
     return card
+
+
+def _card_commands(card: Path, command: str) -> list[str]:
+    """The labelling commands an existing card lists, plus `command` if it is new."""
+    known = re.findall(r"`(python -m quantum_features\.conformer_set[^`]*)`", card.read_text()) if card.exists() else []
+    return list(dict.fromkeys([*known, command]))
 
 
 def main() -> None:

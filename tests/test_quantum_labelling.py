@@ -194,3 +194,16 @@ def test_molecule_split_is_stable_as_the_label_set_grows():
     train, val, test = (set(part.frame["molecule_id"]) for part in split_labels(grown, 0.2, 0.2, seed=0))
     assert not (train & val or train & test or val & test) and len(train | val | test) == 200
     assert test == held(grown)
+
+
+def test_data_card_lists_every_command_that_labelled_part_of_the_set(tmp_path):
+    from quantum_features.conformer_set import write_data_card
+
+    labels, path = _fake_labels(["drug-a", "esol-b"]), tmp_path / "labels.npz"
+    general = "python -m quantum_features.conformer_set --n-molecules 80"
+    fluorine = "python -m quantum_features.conformer_set --n-molecules 10 --with-element F"
+    for command in (general, fluorine, general):
+        card = write_data_card(labels, path, command)
+    text = card.read_text()
+    assert text.count(f"- `{general}`") == 1 and text.count(f"- `{fluorine}`") == 1
+    assert "4 structures of 2 molecules" in text
