@@ -55,7 +55,8 @@ def main() -> None:
         graphs = label_graphs(part.subset(np.array(accepted)), ROOT / config.feature_cache, n_workers=1)
         for label, group in groups:
             metrics = evaluate_conformers(group, graphs)
-            print(f"| {name} | {label} | " + " | ".join(f"{metrics[k]:.3f}" for k in SHOWN) + " |", flush=True)
+            print(f"| {name} | {label} | " + " | ".join(f"{metrics[k]:.3f}" if k != "n_molecules" else str(metrics[k])
+                                                        for k in SHOWN) + " |", flush=True)
 
 
 if __name__ == "__main__":
