@@ -23,7 +23,7 @@ import ast
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
@@ -118,13 +118,27 @@ def _featurize_item(item: Any, options: dict[str, Any]) -> dict[str, Any]:
     calc_options = {k: v for k, v in options.items() if k not in ("charge", "multiplicity")}
     features = featurize(atoms, **calc_options)
     return {
-        "cache_key": cache_key(atoms, options.get("level", DEFAULT_LEVEL),
-                               options.get("cutoff", DEFAULT_CUTOFF), options.get("open_shell", "uhf")),
+        "cache_key": _item_cache_key(atoms, options),
         "smiles": atoms.info.get("smiles"),
         "n_atoms": len(atoms),
         "energy_hartree": features.energy_hartree,
         "features": features,
     }
+
+
+def _item_cache_key(atoms: Atoms, options: dict[str, Any]) -> str:
+    """The cache key of a prepared structure under `featurize_many` options (one definition: the
+    worker that stores features and the resume check that compares them must agree)."""
+    return cache_key(atoms, options.get("level", DEFAULT_LEVEL), options.get("cutoff", DEFAULT_CUTOFF),
+                     options.get("open_shell", "uhf"))
+
+
+def _keep_journal_rows(journal: Path, keep: Callable[[dict[str, Any]], bool]) -> None:
+    """Rewrite `journal` with only the rows for which ``keep(row)`` is true (if any are dropped)."""
+    rows = read_journal(journal)
+    kept = [row for row in rows if keep(row)]
+    if len(kept) != len(rows):
+        journal.write_text("".join(json.dumps(row) + "\n" for row in kept))
 
 
 def _forget_changed_structures(journal: Path, keys: Sequence[Any], items: Sequence[Any], options: dict[str, Any]) -> None:
@@ -134,28 +148,23 @@ def _forget_changed_structures(journal: Path, keys: Sequence[Any], items: Sequen
     rows = finished_rows(journal)
     if not rows:
         return
-    level, cutoff = options.get("level", DEFAULT_LEVEL), options.get("cutoff", DEFAULT_CUTOFF)
     changed = set()
     for key, item in zip(keys, items):
         row = rows.get(key)
         if isinstance(item, Atoms) and row is not None and row.get("cache_key") is not None:
             atoms = prepare_atoms(item, options.get("charge"), options.get("multiplicity"))
-            if cache_key(atoms, level, cutoff, options.get("open_shell", "uhf")) != row["cache_key"]:
+            if _item_cache_key(atoms, options) != row["cache_key"]:
                 changed.add(key)
     if changed:
         log.warning("%s: %d structures differ from the ones featurised under their names; computing them again",
                     journal, len(changed))
-        kept = [row for row in read_journal(journal) if row["key"] not in changed]
-        journal.write_text("".join(json.dumps(row) + "\n" for row in kept))
+        _keep_journal_rows(journal, lambda row: row["key"] not in changed)
 
 
 def _reconcile_journal(journal: Path, cache: FeatureCache) -> None:
     """Forget journal rows whose features are not in the cache (e.g. a hard kill landed
     between the two writes), so that those molecules are computed again."""
-    rows = read_journal(journal)
-    kept = [row for row in rows if row.get("error") is not None or row.get("cache_key") in cache]
-    if len(kept) != len(rows):
-        journal.write_text("".join(json.dumps(row) + "\n" for row in kept))
+    _keep_journal_rows(journal, lambda row: row.get("error") is not None or row.get("cache_key") in cache)
 
 
 def _all_cached(journal: Path, keys: Sequence[Any], out: Path) -> bool:
