@@ -12,10 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from molops.errors import ChemToolkitError
 from quantum_features.conformer_training import (
     ConformerTrainConfig,
     evaluate_conformers,
@@ -23,7 +21,7 @@ from quantum_features.conformer_training import (
     split_labels,
     training_labels,
 )
-from quantum_features.predict import check_trained_elements
+from quantum_features.predict import split_refused_molecules
 from quantum_features.train import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,14 +43,8 @@ def main() -> None:
     groups += [(f"members 0-{k - 1}", models[:k]) for k in range(2, len(models) + 1)]
     print("| molecules | models | " + " | ".join(SHOWN) + " |\n|" + "---|" * (len(SHOWN) + 2))
     for name, part in (("validation", val), ("test", test)):
-        accepted = []
-        for i in range(len(part)):
-            try:
-                check_trained_elements(models, part.numbers[i], part.frame["molecule_id"].iloc[i])
-                accepted.append(i)
-            except ChemToolkitError:
-                pass
-        graphs = label_graphs(part.subset(np.array(accepted)), ROOT / config.feature_cache, n_workers=1)
+        kept, _ = split_refused_molecules(models, part)
+        graphs = label_graphs(kept, ROOT / config.feature_cache, n_workers=1)
         for label, group in groups:
             metrics = evaluate_conformers(group, graphs)
             print(f"| {name} | {label} | " + " | ".join(f"{metrics[k]:.3f}" if k != "n_molecules" else str(metrics[k])

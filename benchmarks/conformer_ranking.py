@@ -40,7 +40,6 @@ import torch
 from rdkit import Chem
 from rdkit.Chem import AllChem
 
-from molops.errors import ChemToolkitError
 from molops.io import to_mol
 from quantum_features.calculator import ensemble_energy_and_forces, load_conformer_models
 from quantum_features.conformer_training import (
@@ -53,7 +52,7 @@ from quantum_features.conformer_training import (
 from quantum_features.dispersion import dispersion_energy_and_gradient
 from quantum_features.features import featurize
 from quantum_features.levels import DEFAULT_LEVEL
-from quantum_features.predict import check_trained_elements
+from quantum_features.predict import split_refused_molecules
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "conformer_ranking.md"
@@ -104,16 +103,9 @@ def main() -> None:
     models = load_conformer_models(args.model or None)
     # Molecules with elements the model was not fine-tuned on are refused by it (as by
     # rank_conformers); every method is compared on the remaining molecules.
-    refused = {}
-    for i in range(len(held_out)):
-        try:
-            check_trained_elements(models, held_out.numbers[i], held_out.frame["molecule_id"].iloc[i])
-        except ChemToolkitError as exc:
-            refused.setdefault(held_out.frame["molecule_id"].iloc[i], str(exc))
-    if refused:
-        for reason in refused.values():
-            print(f"left out: {reason}")
-        held_out = held_out.subset(np.flatnonzero(~held_out.frame["molecule_id"].isin(list(refused))))
+    held_out, refused = split_refused_molecules(models, held_out)
+    for reason in refused.values():
+        print(f"left out: {reason}")
     rows, force_rows = [], []
     for i in range(len(held_out)):
         row = held_out.frame.iloc[i]

@@ -76,6 +76,22 @@ def check_trained_elements(models: Sequence[OrbitalPropertyNet], numbers: Sequen
         raise ChemToolkitError(f"{label}: element(s) {names} are outside the model's training data ({known})")
 
 
+def split_refused_molecules(models: Sequence[OrbitalPropertyNet], labels: Any) -> tuple[Any, dict[str, str]]:
+    """`labels` (a LabelSet) without the molecules `check_trained_elements` refuses, and the
+    reason per refused molecule_id: benchmarks compare every method on the molecules kept."""
+    refused: dict[str, str] = {}
+    for i in range(len(labels)):
+        molecule = labels.frame["molecule_id"].iloc[i]
+        if molecule in refused:
+            continue
+        try:
+            check_trained_elements(models, labels.numbers[i], molecule)
+        except ChemToolkitError as exc:
+            refused[molecule] = str(exc)
+    kept = labels.subset(np.flatnonzero(~labels.frame["molecule_id"].isin(list(refused)).to_numpy()))
+    return kept, refused
+
+
 def load_ensemble(models: Any = None) -> list[OrbitalPropertyNet]:
     """Models from None (the shipped ensemble), a path, a model, or a list of either."""
     if models is None:

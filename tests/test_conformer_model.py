@@ -260,9 +260,20 @@ def test_elements_the_conformer_models_never_saw_are_refused_not_scored():
     # a bromide's energy would be a guess.
     with pytest.raises(ChemToolkitError, match="element\\(s\\) Br are outside the model's training data"):
         rank_conformers("BrCCBr", n_conformers=2)
-    # F was in QM9 but not yet among the conformer training molecules: refused too, not mis-scored.
-    with pytest.raises(ChemToolkitError, match="element\\(s\\) F are outside"):
-        rank_conformers("FCCCCF", n_conformers=2)
+
+
+def test_benchmarks_leave_out_whole_molecules_the_models_refuse(tiny_run):
+    from quantum_features.predict import split_refused_molecules
+    from quantum_features.train import load_model
+
+    labels, model = tiny_run["labels"], load_model(tiny_run["model"])
+    kept, refused = split_refused_molecules([model], labels)
+    assert refused == {} and len(kept) == len(labels)
+    model.trained_elements[model._element_index(torch.tensor([7]))] = False  # as if no N in training
+    kept, refused = split_refused_molecules([model], labels)
+    assert list(refused) == ["ethylamine"] and "element(s) N are outside" in refused["ethylamine"]
+    assert set(kept.frame["molecule_id"]) == {"propanol", "methoxyethane"}
+    assert len(kept) == int((labels.frame["molecule_id"] != "ethylamine").sum())
 
 
 def test_elements_missing_from_the_fine_tuning_labels_are_no_longer_trained(tiny_run):
