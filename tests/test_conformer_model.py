@@ -256,10 +256,13 @@ def test_shipped_conformer_model_ranks_butane_anti_below_gauche():
 def test_elements_the_conformer_models_never_saw_are_refused_not_scored():
     from molops.errors import ChemToolkitError
 
-    # The shipped conformer models know the elements of their training molecules (H C N O S Cl):
+    # The shipped conformer models know the elements of their training molecules (H C N O F S Cl):
     # a bromide's energy would be a guess.
     with pytest.raises(ChemToolkitError, match="element\\(s\\) Br are outside the model's training data"):
         rank_conformers("BrCCBr", n_conformers=2)
+    # F molecules are among the training molecules now: ranked, with finite energies and spreads.
+    frame = rank_conformers("FCCCCF", n_conformers=2)
+    assert len(frame) >= 1 and np.isfinite(frame["relative_energy_kcal_mol"]).all()
 
 
 def test_benchmarks_leave_out_whole_molecules_the_models_refuse(tiny_run):
