@@ -84,7 +84,7 @@ def main() -> None:
         f"({', '.join(_elements(train))}; molecules with other elements are refused, since the energy "
         "references and corrections of those were never fitted at this level); this is a small "
         "data set — treat rankings of molecules unlike the training set with care and look at "
-        "`uncertainty_kcal_mol` (ensemble spread).",
+        "`uncertainty_kcal_mol` (ensemble spread)." + _rare_elements(train),
         f"- **Architecture**: `OrbitalPropertyNet`, {count_parameters(model):,} parameters per member, "
         f"config `{model.config.to_dict()}`.",
         f"- **Files**: {', '.join(f'`{m[4].name}`' for m in members)} "
@@ -102,7 +102,11 @@ def main() -> None:
     lines += ["", "## Test molecules", ""]
     ranking = ROOT / "benchmarks" / "results" / "conformer_ranking.md"
     written = ranking.read_text().splitlines() if ranking.exists() else []
-    table = [line for line in written if line.startswith("|")]
+    # The benchmark's tables and the lines between them (e.g. the sub-table of F molecules).
+    first = next((i for i, line in enumerate(written) if line.startswith("|")), len(written))
+    table = [line.rstrip() for line in written[first:]]
+    while table and not table[-1]:
+        table.pop()
     left_out = [line for line in written if line.startswith("Left out")]
     if table:  # the benchmark's own table, as it last wrote it (rerun it after re-exporting)
         lines += ["Against MMFF94, GFN2-xTB and the cheap level, as last written to "
@@ -124,6 +128,21 @@ def _elements(labels: LabelSet) -> list[str]:
     from ase.data import chemical_symbols
 
     return [chemical_symbols[z] for z in sorted({int(z) for numbers in labels.numbers for z in numbers})]
+
+
+def _rare_elements(labels: LabelSet, fewer_than: int = 5) -> str:
+    """A warning naming the elements carried by fewer than `fewer_than` training molecules."""
+    from ase.data import chemical_symbols
+
+    molecules: dict[int, set] = {}
+    for numbers, molecule in zip(labels.numbers, labels.frame["molecule_id"]):
+        for z in {int(z) for z in numbers}:
+            molecules.setdefault(z, set()).add(molecule)
+    rare = [f"{chemical_symbols[z]} ({len(ids)})" for z, ids in sorted(molecules.items()) if len(ids) < fewer_than]
+    if not rare:
+        return ""
+    return (f" Elements in fewer than {fewer_than} training molecules (count): {', '.join(rare)}; molecules "
+            "with them may be ranked less reliably (the benchmark below reports its F molecules apart).")
 
 
 if __name__ == "__main__":
