@@ -51,12 +51,13 @@ def main() -> None:
 
     print("| molecules | subset | ensemble | " + " | ".join(SHOWN) + " |\n|" + "---|" * (len(SHOWN) + 3))
     for name, part in (("validation", val), ("test", test)):
-        both, _ = split_refused_molecules(old, split_refused_molecules(new, part)[0])
+        accepted_by_new, _ = split_refused_molecules(new, part)
+        both, _ = split_refused_molecules(old, accepted_by_new)
         graphs = label_graphs(both, cache, n_workers=1)
         for label, models in (("old", old), ("new", new)):
             print(row(name, "accepted by both", label, evaluate_conformers(models, graphs)), flush=True)
-        only_new = split_refused_molecules(new, part)[0]
-        only_new = only_new.subset(np.flatnonzero(~only_new.frame["molecule_id"].isin(both.frame["molecule_id"])))
+        only_new = accepted_by_new.subset(
+            np.flatnonzero(~accepted_by_new.frame["molecule_id"].isin(both.frame["molecule_id"])))
         if len(only_new):
             graphs = label_graphs(only_new, cache, n_workers=1)
             print(row(name, "accepted by the new only", "new", evaluate_conformers(new, graphs)), flush=True)
