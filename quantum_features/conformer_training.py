@@ -42,6 +42,7 @@ from torch_geometric.utils import scatter
 from tqdm.auto import tqdm
 
 from molops.runfiles import append_csv, keep_epochs_before, read_yaml_options, save_atomic
+from quantum_features.averaging import WeightAverage
 from quantum_features.epochs import EpochProgress
 from quantum_features.errors import QuantumError
 from quantum_features.labelling import LabelSet
@@ -141,6 +142,9 @@ class ConformerTrainConfig:
     # dozen training molecules overfit within a few epochs; this is meant to keep what QM9 taught
     # (on the shipped set it was no better on validation: configs/conformers.yaml). 0: off.
     anchor_decay: float = 0.0
+    # EMA of the weights (`quantum_features.averaging`) validated, selected and saved as best.pt;
+    # None: the raw weights. An epoch here is only a few optimiser steps (35 molecules, 4 per step).
+    ema_decay: float | None = None
 
     @classmethod
     def from_file(cls, path: str | Path) -> ConformerTrainConfig:
@@ -266,6 +270,9 @@ def fit_conformers(config: ConformerTrainConfig, train_graphs: list, val_graphs:
         progress_state.resume(state, optimizer, scheduler)
     if progress_state.finished:
         return progress_state.state
+    average = WeightAverage(model, config.ema_decay) if config.ema_decay else None
+    if average is not None and state is not None:
+        average.load_state_dict(state.get("ema"))
     # The starting model's validation metrics: the unit of each term of the selection loss.
     start = state.get("selection_reference") if state is not None else None
     if start is None:  # a fresh run (or one written before this was stored: its current model)
@@ -289,8 +296,11 @@ def fit_conformers(config: ConformerTrainConfig, train_graphs: list, val_graphs:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
             optimizer.step()
+            if average is not None:
+                average.update()
             losses.append(float(loss.detach()))
-        metrics = evaluate_conformers(model, val_graphs)
+        judged = average.model if average is not None else model
+        metrics = evaluate_conformers(judged, val_graphs)
         select = config.selection_weights if config.selection_weights is not None else config.weights
         current = _selection_metrics(metrics)
         val_loss = sum(weight * current[k] / max(start[k], 1e-12) for k, weight in select.items()
@@ -301,9 +311,11 @@ def fit_conformers(config: ConformerTrainConfig, train_graphs: list, val_graphs:
                                          **metrics, "lr": optimizer.param_groups[0]["lr"],
                                          "seconds": time.perf_counter() - tick})
         if improved:
-            save_atomic({"model": model.state_dict(), "model_config": model.config.to_dict(), "epoch": epoch,
+            save_atomic({"model": judged.state_dict(), "model_config": model.config.to_dict(), "epoch": epoch,
                          "val": metrics, "train_config": asdict(config)}, out / "best.pt")
-        save_atomic(progress_state.checkpoint(model, optimizer, scheduler, selection_reference=start, data=data), last)
+        ema = {"ema": average.state_dict()} if average is not None else {}
+        save_atomic(progress_state.checkpoint(model, optimizer, scheduler, selection_reference=start, data=data, **ema),
+                    last)
         epochs.set_postfix(val_loss=f"{val_loss:.3f}", r2=f"{metrics['median_r2']:.2f}")
         if progress_state.finished or progress_state.out_of_time():
             break

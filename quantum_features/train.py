@@ -34,6 +34,7 @@ from torch_geometric.loader import DataLoader
 from tqdm.auto import tqdm
 
 from molops.runfiles import append_csv, keep_epochs_before, load_torch_file, save_atomic
+from quantum_features.averaging import WeightAverage
 from quantum_features.epochs import EpochProgress
 from quantum_features.model import INTENSIVE_TARGETS, TARGETS, ModelConfig, OrbitalPropertyNet, options_from_dict
 
@@ -70,6 +71,9 @@ class TrainConfig:
     max_minutes: float | None = None
     seed: int = 0
     device: str = "auto"
+    # EMA of the weights (`quantum_features.averaging`): validation, best.pt and export use the
+    # average. None: the raw weights (runs written before the option existed).
+    ema_decay: float | None = None
 
     def __post_init__(self) -> None:
         unknown = set(self.targets) - set(TARGETS)
@@ -178,6 +182,9 @@ def fit(config: TrainConfig, train_graphs: list, val_graphs: list, *, progress: 
         model.fit_statistics(train_graphs, targets_of(train_graphs, names))
         state = None
     model.to(device)
+    average = WeightAverage(model, config.ema_decay) if config.ema_decay else None
+    if average is not None and state is not None:
+        average.load_state_dict(state.get("ema"))
     scales = _loss_scales(model, train_graphs)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -217,8 +224,11 @@ def fit(config: TrainConfig, train_graphs: list, val_graphs: list, *, progress: 
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
             optimizer.step()
+            if average is not None:
+                average.update()
             losses.append(float(loss.detach()))
-        val = evaluate(model, val_graphs, names, device=device)
+        judged = average.model if average is not None else model
+        val = evaluate(judged, val_graphs, names, device=device)
         val_loss = sum(
             config.targets[t] * val[f"{t}_mae_{REPORT_UNITS[t][0]}"] / REPORT_UNITS[t][1] / scales[t] for t in names
         )
@@ -230,9 +240,11 @@ def fit(config: TrainConfig, train_graphs: list, val_graphs: list, *, progress: 
                    "lr": lr, "seconds": time.perf_counter() - tick}
             append_csv(metrics_path, row)
             if improved:
-                save_atomic({"model": model.state_dict(), "model_config": model.config.to_dict(),
+                save_atomic({"model": judged.state_dict(), "model_config": model.config.to_dict(),
                        "epoch": epoch, "val_mae": val, "train_config": asdict(config)}, out / "best.pt")
-            save_atomic(progress_state.checkpoint(model, optimizer, scheduler, train_config=asdict(config)), last)
+            ema = {"ema": average.state_dict()} if average is not None else {}
+            save_atomic(progress_state.checkpoint(model, optimizer, scheduler, train_config=asdict(config), **ema),
+                        last)
             epochs.set_postfix(val_loss=f"{val_loss:.3f}", lr=f"{lr:.1e}")
         if progress_state.finished or progress_state.out_of_time():
             break

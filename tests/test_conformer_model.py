@@ -308,3 +308,21 @@ def test_anchor_decay_keeps_fine_tuned_weights_near_the_start(tiny_run, tmp_path
         tuned.load_state_dict(last["model"])
         distances[decay] = float(anchor_distance(tuned, anchor))
     assert 0 < distances[100.0] < 0.5 * distances[0.0]
+
+
+def test_weight_average_in_fine_tuning_is_what_is_selected_and_resumed(tiny_run, tmp_path):
+    from quantum_features.train import load_model
+
+    config = ConformerTrainConfig(**{**tiny_run["config"].__dict__, "out_dir": str(tmp_path / "ema"),
+                                     "init": str(tiny_run["model"]), "ema_decay": 0.5, "max_epochs": 2})
+    fit_conformers(config, tiny_run["train"], tiny_run["val"], progress=False)
+    first = torch.load(tmp_path / "ema" / "last.pt", map_location="cpu", weights_only=False)
+    assert first["ema"]["decay"] == 0.5
+    again = fit_conformers(ConformerTrainConfig(**{**config.__dict__, "max_epochs": 3}), tiny_run["train"],
+                           tiny_run["val"], progress=False)
+    assert again["epoch"] == 3
+    last = torch.load(tmp_path / "ema" / "last.pt", map_location="cpu", weights_only=False)
+    assert int(last["ema"]["average"]["n_averaged"]) > int(first["ema"]["average"]["n_averaged"])
+    best = torch.load(tmp_path / "ema" / "best.pt", map_location="cpu", weights_only=False)
+    scored = evaluate_conformers(load_model(tmp_path / "ema" / "best.pt"), tiny_run["val"])
+    assert scored["relative_mae_kcal_mol"] == pytest.approx(best["val"]["relative_mae_kcal_mol"], rel=1e-6)

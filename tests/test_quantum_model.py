@@ -15,6 +15,7 @@ from scipy.spatial.transform import Rotation
 from torch_geometric.data import Batch
 
 from quantum_features.datasets import load_qm9, qm9_atoms, qm9_graph
+from quantum_features.averaging import WeightAverage
 from quantum_features.features import EDGE_IRREPS, NODE_IRREPS, featurize
 from quantum_features.model import TARGETS, ModelConfig, OrbitalPropertyNet
 from quantum_features.predict import OUTPUT_COLUMNS, load_ensemble, predict_graphs, predict_properties
@@ -125,6 +126,50 @@ def test_training_resumes_from_the_last_checkpoint(qm9_graphs, tmp_path):
                 progress=False)
     assert third["epoch"] == 6 and not third["finished"] and "resume" in third["stop_reason"]
     assert list(pd.read_csv(tmp_path / "run" / "metrics.csv")["epoch"]) == [0, 1, 2, 3, 4, 5]
+
+
+def test_weight_average_is_the_exponential_average_of_the_steps():
+    model = torch.nn.Linear(2, 1)
+    model.register_buffer("reference", torch.zeros(1))
+    average = WeightAverage(model, decay=0.5)
+    seen = []
+    for value in (1.0, 3.0, 5.0):
+        with torch.no_grad():
+            model.weight.fill_(value)
+        average.update()
+        seen.append(value)
+    # First update copies the weights, then θ̄ ← 0.5 θ̄ + 0.5 θ: 1 → 2 → 3.5.
+    assert torch.allclose(average.model.weight, torch.full((1, 2), 3.5))
+    model.reference.fill_(7.0)  # buffers follow the live model, they are not averaged
+    assert float(average.model.reference) == 7.0
+    restored = WeightAverage(model, decay=0.5)
+    restored.load_state_dict(average.state_dict())
+    assert torch.equal(restored.model.weight, average.model.weight)
+    with pytest.raises(ValueError, match="ema_decay"):
+        WeightAverage(model, decay=0.9).load_state_dict(average.state_dict())
+    with pytest.raises(ValueError, match="ema_decay"):
+        WeightAverage(model, decay=1.0)
+
+
+def test_training_with_a_weight_average_selects_and_resumes_the_average(qm9_graphs, tmp_path):
+    base = {"out_dir": str(tmp_path / "run"), "model": TINY, "batch_size": 4, "max_epochs": 3, "ema_decay": 0.8}
+    fit(TrainConfig(**base), qm9_graphs[:8], qm9_graphs[8:], progress=False)
+    fit(TrainConfig(**{**base, "max_epochs": 5}), qm9_graphs[:8], qm9_graphs[8:], progress=False)
+    fit(TrainConfig(**{**base, "max_epochs": 5, "out_dir": str(tmp_path / "whole")}), qm9_graphs[:8],
+        qm9_graphs[8:], progress=False)
+    resumed = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    whole = torch.load(tmp_path / "whole" / "last.pt", weights_only=False)
+    # The average continues across the resume exactly as in an uninterrupted run.
+    for key, value in whole["ema"]["average"].items():
+        assert torch.equal(resumed["ema"]["average"][key], value), key
+    # best.pt holds averaged weights (not the last step's), and it is what validation scored.
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=False)
+    live, averaged = resumed["model"], resumed["ema"]["average"]
+    if best["epoch"] == 4:
+        assert all(torch.equal(best["model"][k], averaged[f"module.{k}"]) for k in live)
+    assert any(not torch.equal(live[k], averaged[f"module.{k}"]) for k in live if live[k].is_floating_point())
+    scored = evaluate(load_model(tmp_path / "run" / "best.pt"), qm9_graphs[8:])
+    assert scored["energy_mae_mev"] == pytest.approx(best["val_mae"]["energy_mae_mev"], rel=1e-6)
 
 
 def test_config_file_errors(tmp_path):
