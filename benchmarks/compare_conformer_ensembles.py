@@ -21,8 +21,7 @@ from quantum_features.conformer_training import (
     ConformerTrainConfig,
     evaluate_conformers,
     label_graphs,
-    split_labels,
-    training_labels,
+    run_splits,
 )
 from quantum_features.predict import split_refused_molecules
 from quantum_features.train import load_model
@@ -39,8 +38,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     config = ConformerTrainConfig.from_file(args.new[0] / "config.yaml")
-    _, val, test = split_labels(training_labels(config, root=ROOT), config.test_fraction, config.val_fraction,
-                                config.split_seed)
+    _, val, test = run_splits(config, root=ROOT)
     new = [load_model(run / "best.pt").eval() for run in args.new]
     old = [load_model(run / "best.pt").eval() for run in args.old]
     cache = ROOT / config.feature_cache

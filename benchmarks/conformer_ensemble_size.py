@@ -18,8 +18,7 @@ from quantum_features.conformer_training import (
     ConformerTrainConfig,
     evaluate_conformers,
     label_graphs,
-    split_labels,
-    training_labels,
+    run_splits,
 )
 from quantum_features.predict import split_refused_molecules
 from quantum_features.train import load_model
@@ -36,8 +35,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     config = ConformerTrainConfig.from_file(args.runs[0] / "config.yaml")
-    _, val, test = split_labels(training_labels(config, root=ROOT), config.test_fraction, config.val_fraction,
-                                config.split_seed)
+    _, val, test = run_splits(config, root=ROOT)
     models = [load_model(run / "best.pt").eval() for run in args.runs]
     groups = [(f"member {i}", [m]) for i, m in enumerate(models)]
     groups += [(f"members 0-{k - 1}", models[:k]) for k in range(2, len(models) + 1)]

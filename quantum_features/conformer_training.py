@@ -426,6 +426,12 @@ def training_labels(config: ConformerTrainConfig, root: str | Path | None = None
     return labels.subset(np.arange(config.n_structures))
 
 
+def run_splits(config: ConformerTrainConfig, root: str | Path | None = None) -> tuple[LabelSet, LabelSet, LabelSet]:
+    """(train, validation, test) label sets of a run: `training_labels` split by `split_labels`
+    with the config's fractions and seed (what the benchmarks score a run on)."""
+    return split_labels(training_labels(config, root), config.test_fraction, config.val_fraction, config.split_seed)
+
+
 def train_conformers(config: ConformerTrainConfig | str | Path, *, progress: bool = True) -> dict[str, Any]:
     """Load the labels, hold out whole molecules, featurise (cached) and `fit_conformers`."""
     if not isinstance(config, ConformerTrainConfig):

@@ -22,6 +22,7 @@ from quantum_features.conformer_training import (
     evaluate_conformers,
     fit_conformers,
     label_graphs,
+    run_splits,
 )
 from quantum_features.errors import QuantumError
 from quantum_features.labelling import LabelOptions, label_molecules
@@ -326,3 +327,12 @@ def test_weight_average_in_fine_tuning_is_what_is_selected_and_resumed(tiny_run,
     best = torch.load(tmp_path / "ema" / "best.pt", map_location="cpu", weights_only=False)
     scored = evaluate_conformers(load_model(tmp_path / "ema" / "best.pt"), tiny_run["val"])
     assert scored["relative_mae_kcal_mol"] == pytest.approx(best["val"]["relative_mae_kcal_mol"], rel=1e-6)
+
+
+def test_run_splits_hold_out_whole_molecules_of_the_run_labels(tiny_run):
+    config = ConformerTrainConfig(**{**tiny_run["config"].__dict__, "labels": str(tiny_run["root"] / "labels.npz"),
+                                     "n_structures": 5, "test_fraction": 0.34})
+    parts = run_splits(config)
+    assert sum(len(p) for p in parts) == 5  # only the run's first n_structures
+    ids = [set(p.frame["molecule_id"]) for p in parts]
+    assert not (ids[0] & ids[1]) and not (ids[0] & ids[2]) and not (ids[1] & ids[2])
