@@ -24,6 +24,7 @@ networks never saw in training are refused (an error row) rather than guessed.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -93,17 +94,37 @@ def split_refused_molecules(models: Sequence[OrbitalPropertyNet], labels: Any) -
 
 
 def load_ensemble(models: Any = None) -> list[OrbitalPropertyNet]:
-    """Models from None (the shipped ensemble), a path, a model, or a list of either."""
+    """Models from None (the shipped ensemble), a path, a model, or a list of either.
+
+    A model file is read once per process and the loaded model reused while the file is
+    unchanged (same modification time and size): building the e3nn modules takes ~1.5 s per
+    model, which every `predict_properties` call, and every Dask task of a screen, would pay
+    again. The models returned are shared; do not train or modify them in place.
+    """
     if models is None:
         models = default_model_paths()
     if isinstance(models, (str, Path, OrbitalPropertyNet)):
         models = [models]
-    loaded = [m if isinstance(m, OrbitalPropertyNet) else load_model(m) for m in models]
+    loaded = [m if isinstance(m, OrbitalPropertyNet) else _load_unchanged(m) for m in models]
     if not loaded:
         raise ValueError("an empty list of models")
     for m in loaded:
         m.eval()
     return loaded
+
+
+def _load_unchanged(path: str | Path) -> OrbitalPropertyNet:
+    resolved = Path(path).resolve()
+    if not resolved.is_file():
+        return load_model(path)  # raises its clear error for a missing file
+    stat = resolved.stat()
+    return _load_file_version(str(resolved), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=16)
+def _load_file_version(path: str, mtime_ns: int, size: int) -> OrbitalPropertyNet:
+    """`load_model` keyed by the file's version (the key's mtime/size make a rewritten file a miss)."""
+    return load_model(path)
 
 
 def _label(molecule: Any, position: int) -> str:

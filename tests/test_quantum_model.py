@@ -212,6 +212,21 @@ def test_predict_properties_on_smiles_mol_and_atoms(tiny_ensemble):
     assert np.all(np.abs(frame["energy_hartree"] / frame["energy_cheap_hartree"] - 1) < 0.03)
 
 
+def test_model_files_are_loaded_once_while_unchanged(tiny_ensemble, tmp_path):
+    import os
+    import shutil
+
+    path = tmp_path / "member.pt"
+    shutil.copy(tiny_ensemble[0], path)
+    first = load_ensemble(path)[0]
+    assert load_ensemble([str(path)])[0] is first  # same file version: the loaded model is reused
+    shutil.copy(tiny_ensemble[1], path)  # rewritten: another model, read again
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    second = load_ensemble(path)[0]
+    assert second is not first
+    assert not torch.equal(next(second.parameters()), next(first.parameters()))
+
+
 def test_predict_properties_bad_inputs_are_rows_with_reasons(tiny_ensemble):
     overlapping = Atoms("H2O", positions=[[0, 0, 0], [0.05, 0, 0], [0.2, 0.9, 0]])
     frame = predict_properties(["C1CC", "CS", "C[Se]C", "CO", overlapping], models=tiny_ensemble[0])
