@@ -18,7 +18,13 @@ calling again continues. The table (MAE on the test molecules, U0/HOMO/LUMO/gap 
 in Debye) is printed and written to ``benchmarks/results/qm9_learning_curve.md`` after every
 call, marked partial while a run is unfinished.
 
+``--ema-decay D`` trains both networks with an exponential moving average of their weights
+(`quantum_features.averaging`; validated, selected and evaluated), in their own run directory
+``qm9_learning_curve_ema<D>/`` and table ``qm9_learning_curve_ema<D>.md``, so the curve without
+it stays as it was.
+
 Run:  .venv/bin/python benchmarks/qm9_learning_curve.py --n-test 2000 [--n-train 1000 10000] [--max-minutes M]
+      [--ema-decay 0.995]
 """
 
 from __future__ import annotations
@@ -76,11 +82,18 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=["orbital", "geometry"], choices=["orbital", "geometry"])
     parser.add_argument("--max-minutes", type=float, default=None, help="training budget of this call")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
-    parser.add_argument("--runs", type=Path, default=ROOT / "benchmarks" / "checkpoints" / "qm9_learning_curve")
+    parser.add_argument("--ema-decay", type=float, default=None,
+                        help="train with an EMA of the weights (per step; e.g. 0.995), in separate run directories")
+    parser.add_argument("--runs", type=Path, default=None,
+                        help="run directories (default benchmarks/checkpoints/qm9_learning_curve[_ema<D>])")
     parser.add_argument("--cache-dir", type=Path, default=ROOT / "data" / "qm9")
     args = parser.parse_args()
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
-    base = load_config(CONFIG)
+    base = replace(load_config(CONFIG), ema_decay=args.ema_decay)
+    suffix = "" if args.ema_decay is None else f"_ema{args.ema_decay:g}"
+    if args.runs is None:
+        args.runs = ROOT / "benchmarks" / "checkpoints" / f"qm9_learning_curve{suffix}"
+    results = RESULTS.with_name(f"qm9_learning_curve{suffix}.md")
     started = time.perf_counter()
 
     test = qm9_graphs("test", args.n_test, args.cache_dir / "test.h5", progress=True)
@@ -136,13 +149,15 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     command = (f"`.venv/bin/python benchmarks/qm9_learning_curve.py --n-train {' '.join(map(str, sorted(args.n_train)))}"
-               f"{'' if args.n_test is None else f' --n-test {args.n_test}'}`")
+               f"{'' if args.n_test is None else f' --n-test {args.n_test}'}"
+               f"{'' if args.ema_decay is None else f' --ema-decay {args.ema_decay:g}'}`")
     if not complete or len(args.variants) < 2:
         text = ("**Partial run**: some trainings are unfinished (or a variant was left out); the same "
                 "command resumes them from their committed checkpoints.\n\n" + text)
         print("\nSome runs are unfinished: run the same command again to resume them.")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("# QM9 learning curve\n\n" + text + f"\n\nCommand: {command}\n")
+    results.parent.mkdir(parents=True, exist_ok=True)
+    title = "# QM9 learning curve" + ("" if args.ema_decay is None else f" (EMA of the weights, decay {args.ema_decay:g})")
+    results.write_text(title + "\n\n" + text + f"\n\nCommand: {command}\n")
 
 
 def _summary_of(run: Path) -> dict:
