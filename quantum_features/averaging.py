@@ -1,9 +1,11 @@
 """Exponential moving average (EMA) of a model's weights, for both training loops.
 
 Validating, selecting and shipping the average of the recent weights instead of the last step's
-is the usual remedy for the epoch-to-epoch noise of small-data training (NequIP, MACE and
+is a common remedy for the epoch-to-epoch noise of small-data training (NequIP, MACE and
 Allegro train this way): with 1,000 QM9 molecules the validation U0 MAE of the raw weights
-jumps by ±5 meV from one epoch to the next. The averaging itself is PyTorch's
+jumps by 20–40 meV between neighbouring epochs. Measured here it smooths that curve but did not
+lower the orbital network's test U0 (74.7 vs 75.3 meV at 1,000 molecules, decay 0.995) nor the
+conformer fine-tune's selection loss, so the shipped configs leave it off. The averaging itself is PyTorch's
 `torch.optim.swa_utils.AveragedModel` with an EMA update; this module only adds what the two
 loops need around it: buffer hand-over, checkpoint state and the start from a run without one.
 """
@@ -37,6 +39,18 @@ class WeightAverage:
         self.decay = decay
         self._model = model
         self._average = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay))
+
+    @classmethod
+    def for_run(cls, model: torch.nn.Module, decay: float | None,
+                checkpoint: dict[str, Any] | None) -> WeightAverage | None:
+        """The average a training run keeps: None when `decay` is None (or 0), else one continued
+        from `checkpoint` (a ``last.pt`` payload; None or one without an average starts afresh)."""
+        if not decay:
+            return None
+        average = cls(model, decay)
+        if checkpoint is not None:
+            average.load_state_dict(checkpoint.get("ema"))
+        return average
 
     def update(self) -> None:
         """Fold the live model's current parameters into the average (call after each step)."""

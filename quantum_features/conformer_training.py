@@ -270,9 +270,7 @@ def fit_conformers(config: ConformerTrainConfig, train_graphs: list, val_graphs:
         progress_state.resume(state, optimizer, scheduler)
     if progress_state.finished:
         return progress_state.state
-    average = WeightAverage(model, config.ema_decay) if config.ema_decay else None
-    if average is not None and state is not None:
-        average.load_state_dict(state.get("ema"))
+    average = WeightAverage.for_run(model, config.ema_decay, state)
     # The starting model's validation metrics: the unit of each term of the selection loss.
     start = state.get("selection_reference") if state is not None else None
     if start is None:  # a fresh run (or one written before this was stored: its current model)

@@ -182,9 +182,7 @@ def fit(config: TrainConfig, train_graphs: list, val_graphs: list, *, progress: 
         model.fit_statistics(train_graphs, targets_of(train_graphs, names))
         state = None
     model.to(device)
-    average = WeightAverage(model, config.ema_decay) if config.ema_decay else None
-    if average is not None and state is not None:
-        average.load_state_dict(state.get("ema"))
+    average = WeightAverage.for_run(model, config.ema_decay, state)
     scales = _loss_scales(model, train_graphs)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
