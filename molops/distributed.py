@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from molops.errors import ChemToolkitError
 from molops.table import object_column
 
-__all__ = ["dask_client", "drop_partial_line", "finished_rows", "map_items", "read_journal"]
+__all__ = ["dask_client", "drop_partial_line", "finished_rows", "latest_rows", "map_items", "read_journal"]
 
 log = logging.getLogger(__name__)
 
@@ -155,8 +155,14 @@ def finished_rows(journal: str | Path, *, retry_failed: bool = False) -> dict[Ha
     A failed row (``error`` set) is finished too, unless `retry_failed`, in which case its
     key is left out so that the item is computed again.
     """
+    return latest_rows(read_journal(journal), retry_failed=retry_failed)
+
+
+def latest_rows(rows: list[dict[str, Any]], *, retry_failed: bool = False) -> dict[Hashable, dict[str, Any]]:
+    """`finished_rows` of journal rows already read (`read_journal`), for callers that also
+    need the raw rows and should not read the file twice."""
     done: dict[Hashable, dict[str, Any]] = {}
-    for row in read_journal(journal):
+    for row in rows:
         if row.get("error") is None or not retry_failed:
             done[row["key"]] = row
         else:

@@ -141,13 +141,20 @@ def _keep_journal_rows(journal: Path, keep: Callable[[dict[str, Any]], bool]) ->
         journal.write_text("".join(json.dumps(row) + "\n" for row in kept))
 
 
-def _forget_changed_structures(journal: Path, keys: Sequence[Any], items: Sequence[Any], options: dict[str, Any]) -> None:
+def _forget_changed_structures(journal: Path, rows: dict[Any, dict[str, Any]], keys: Sequence[Any],
+                               items: Sequence[Any], options: dict[str, Any]) -> dict[Any, dict[str, Any]]:
     """Forget journal rows of `ase.Atoms` items whose structure differs from the one featurised
     under the same key (e.g. a grown label file, an edited input): they are computed again
-    instead of returning another structure's features. (SMILES items are embedded on the workers.)"""
-    rows = finished_rows(journal)
+    instead of returning another structure's features. (SMILES items are embedded on the workers.)
+
+    Args:
+        rows: the journal's finished rows by key (`finished_rows`), read once by the caller.
+
+    Returns:
+        `rows` without the forgotten keys.
+    """
     if not rows:
-        return
+        return rows
     changed = set()
     for key, item in zip(keys, items):
         row = rows.get(key)
@@ -159,6 +166,7 @@ def _forget_changed_structures(journal: Path, keys: Sequence[Any], items: Sequen
         log.warning("%s: %d structures differ from the ones featurised under their names; computing them again",
                     journal, len(changed))
         _keep_journal_rows(journal, lambda row: row["key"] not in changed)
+    return {key: row for key, row in rows.items() if key not in changed}
 
 
 def _reconcile_journal(journal: Path, cache: FeatureCache) -> None:
@@ -167,11 +175,11 @@ def _reconcile_journal(journal: Path, cache: FeatureCache) -> None:
     _keep_journal_rows(journal, lambda row: row.get("error") is not None or row.get("cache_key") in cache)
 
 
-def _all_cached(journal: Path, keys: Sequence[Any], out: Path) -> bool:
-    """Whether every key has a journal row whose features (unless it failed) are in `out`."""
-    if not journal.exists() or not out.exists():
+def _all_cached(rows: dict[Any, dict[str, Any]], keys: Sequence[Any], out: Path) -> bool:
+    """Whether every key has a journal row (in `rows`, the finished rows by key) whose
+    features (unless it failed) are in `out`."""
+    if not rows or not out.exists():
         return False
-    rows = finished_rows(journal)
     if any(key not in rows for key in keys):
         return False
     try:
@@ -214,10 +222,10 @@ def featurize_many(
     check_run_settings(journal, {**defaults, **options}, QuantumError)
     items = list(molecules)
     keys = list(names) if names is not None else list(range(len(items)))
-    _forget_changed_structures(journal, keys, items, options)
+    rows = _forget_changed_structures(journal, finished_rows(journal), keys, items, options)
     # When everything is already cached, only read: several jobs (e.g. two ensemble members
     # training at once) can then share one cache, which HDF5 locks while it is open for writing.
-    mode = "r" if _all_cached(journal, keys, out) else "a"
+    mode = "r" if _all_cached(rows, keys, out) else "a"
     with FeatureCache(out, mode=mode) as cache:
         if mode == "a":
             _reconcile_journal(journal, cache)

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from rdkit import Chem
 
-from molops.distributed import Scheduler, finished_rows, map_items, read_journal
+from molops.distributed import Scheduler, latest_rows, map_items, read_journal
 from molops.docking.engine import DockingSettings, docker_for
 from molops.docking.receptor import Target, load_target
 from molops.errors import DockingError, ParseError
@@ -187,7 +187,7 @@ def dock_library(
                 f"{row.get('name')!r}, the input has {item['name'] if item else 'no such row'!r}); "
                 "remove it or choose another --out to start afresh"
             )
-    latest = finished_rows(journal, retry_failed=retry_failed)  # a retried ligand's older rows drop out
+    latest = latest_rows(previous, retry_failed=retry_failed)  # a retried ligand's older rows drop out
     finished = set(latest)
     poses_path = Path(poses) if poses is not None else None
     if poses_path is not None:
