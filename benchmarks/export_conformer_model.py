@@ -38,7 +38,7 @@ def main() -> None:
     for i, run in enumerate(args.runs):
         state = torch.load(run / "best.pt", map_location="cpu", weights_only=False)
         config = ConformerTrainConfig(**state["train_config"])
-        path = export_weights(run / "best.pt", WEIGHTS_DIR / f"conformer_{i}.pt", val=state["val"],
+        path = export_weights(run / "best.pt", WEIGHTS_DIR / f"conformer_{i}.pt", targets=("energy",), val=state["val"],
                               split={"test_fraction": config.test_fraction, "val_fraction": config.val_fraction,
                                      "split_seed": config.split_seed, "labels": Path(config.labels).name})
         minutes, epochs = run_wall_time(run)

@@ -201,6 +201,9 @@ def _starting_model(config: ConformerTrainConfig, train_graphs: list) -> Orbital
 
     if config.init:
         model = load_model(config.init).train()
+        # Fine-tuning moves the shared layers under the QM9 heads (HOMO, LUMO, gap, dipole):
+        # only the energy stays a trained output.
+        model.mark_trained_targets(("energy",))
         model.config.dispersion = config.dispersion
         if config.zero_energy_correction:
             model.zero_energy_correction()
@@ -244,6 +247,7 @@ def fit_conformers(config: ConformerTrainConfig, train_graphs: list, val_graphs:
                 "mix two runs; set n_structures to the run's, or choose another out_dir to start afresh")
         model = OrbitalPropertyNet(ModelConfig.from_dict(state["model_config"]))
         model.load_state_dict(state["model"])
+        model.mark_trained_targets(("energy",))  # a run from before models recorded them
     else:
         state = None
         model = _starting_model(config, train_graphs)

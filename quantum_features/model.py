@@ -48,7 +48,8 @@ from quantum_features.dispersion import batch_dispersion_energy, dispersion_ener
 from quantum_features.features import EDGE_IRREPS, NODE_IRREPS
 
 __all__ = ["ELEMENTS", "TARGETS", "INTENSIVE_TARGETS", "ModelConfig", "OrbitalPropertyNet", "count_parameters",
-           "cheap_intensive", "cheap_intensive_of", "element_counts", "gradient_outside_autograd"]
+           "cheap_intensive", "cheap_intensive_of", "element_counts", "gradient_outside_autograd",
+           "target_mask"]
 
 #: Atomic numbers the network has an element code for (the calculation's elements).
 ELEMENTS: tuple[int, ...] = (1, 5, 6, 7, 8, 9, 14, 15, 16, 17, 35, 53)
@@ -203,6 +204,11 @@ class OrbitalPropertyNet(nn.Module):
         self.register_buffer("dipole_scale", torch.tensor(1.0))
         self.register_buffer("avg_neighbors", torch.tensor(10.0))
         self.register_buffer("trained_elements", torch.zeros(n_elements, dtype=torch.bool))
+        # Which TARGETS the read-out was trained on (set by fit_statistics / mark_trained_targets):
+        # the heads of the others give numbers that mean nothing, and predict_properties leaves
+        # them out. Files written before this buffer existed come from all-target QM9 training.
+        self.register_buffer("trained_targets", torch.ones(len(TARGETS), dtype=torch.bool))
+        self._register_load_state_dict_pre_hook(_default_trained_targets)
         self.intensive_coef = nn.Parameter(torch.ones(len(INTENSIVE_TARGETS)) * float(orbital))
         self.intensive_shift = nn.Parameter(torch.zeros(len(INTENSIVE_TARGETS)))
 
@@ -224,14 +230,26 @@ class OrbitalPropertyNet(nn.Module):
         self._n_scalars = n_scalars
 
     # ------------------------------------------------------------------ statistics
+    @property
+    def target_names(self) -> tuple[str, ...]:
+        """The `TARGETS` this model was trained to predict (see `mark_trained_targets`)."""
+        return tuple(t for t, trained in zip(TARGETS, self.trained_targets.tolist()) if trained)
+
+    @torch.no_grad()
+    def mark_trained_targets(self, names) -> None:
+        """Record that the read-out is trained for `names` (a subset of `TARGETS`) only."""
+        self.trained_targets.copy_(target_mask(names))
+
     @torch.no_grad()
     def fit_statistics(self, graphs: list, targets: dict[str, np.ndarray]) -> None:
-        """Set input standardisation and target references from training graphs.
+        """Set input standardisation and target references from training graphs, and record
+        the keys of `targets` as the trained targets (`target_names`).
 
         Args:
             graphs: `Data` objects from `OrbitalFeatures.to_data`.
             targets: name -> [n_graphs] array in `TARGETS` units (NaN = missing).
         """
+        self.mark_trained_targets(tuple(targets))
         elements = torch.cat([self._element_index(g.z) for g in graphs])
         self.trained_elements.zero_()
         self.trained_elements[elements.unique()] = True
@@ -423,6 +441,19 @@ class OrbitalPropertyNet(nn.Module):
         norms = _channel_norms(scaled, self.edge_channel_of, EDGE_IRREPS.num_irreps)
         factor = torch.where(norms > 1e-6, torch.log1p(norms) / norms.clamp(min=1e-6), torch.ones_like(norms))
         return scaled * factor[:, self.edge_channel_of]
+
+
+def target_mask(names) -> torch.Tensor:
+    """Boolean mask over `TARGETS` of `names` (the ``trained_targets`` buffer's format)."""
+    unknown = set(names) - set(TARGETS)
+    if unknown or not names:
+        raise ValueError(f"targets must be a non-empty subset of {tuple(TARGETS)}, got {tuple(names)}")
+    return torch.tensor([t in names for t in TARGETS])
+
+
+def _default_trained_targets(state_dict: dict, prefix: str, *_: Any) -> None:
+    """Load hook: a state dict from before ``trained_targets`` existed (an all-target QM9 model)."""
+    state_dict.setdefault(prefix + "trained_targets", torch.ones(len(TARGETS), dtype=torch.bool))
 
 
 def gradient_outside_autograd(config: ModelConfig, data: Any) -> torch.Tensor:

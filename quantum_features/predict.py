@@ -16,6 +16,9 @@ returns one row per input with the ensemble mean and its spread:
 ``error``              why a row has no prediction (bad SMILES, unsupported element …)
 =====================  =========================================================
 
+A column is averaged over the members trained on its target (`OrbitalPropertyNet.target_names`):
+a model trained on U0 alone, or fine-tuned on conformer energies, leaves the other columns NaN.
+
 The spread of an ensemble of independently trained networks is the uncertainty estimate:
 it grows away from the training data but is not a calibrated error bar. Elements the
 networks never saw in training are refused (an error row) rather than guessed.
@@ -143,10 +146,17 @@ def _predict_batch(ensemble: list[OrbitalPropertyNet], ready: list[tuple[int, An
     with torch.no_grad():
         outputs = [model(batch) for model in ensemble]
     for name, (column, std_column) in OUTPUT_COLUMNS.items():
-        values = torch.stack([o[name].double() for o in outputs]).numpy()  # [members, B]
+        # Only members trained on this target count (e.g. a U0-only or conformer model has no
+        # trained HOMO head); with none, the column stays NaN rather than holding noise.
+        target = "dipole" if name == "dipole_norm" else name
+        members = [o for model, o in zip(ensemble, outputs) if target in model.target_names]
+        if not members:
+            values = np.full((1, len(ready)), np.nan)
+        else:
+            values = torch.stack([o[name].double() for o in members]).numpy()  # [members, B]
         for j, (position, _) in enumerate(ready):
             rows[position][column] = float(values[:, j].mean())
-            rows[position][std_column] = float(values[:, j].std(ddof=1)) if len(ensemble) > 1 else np.nan
+            rows[position][std_column] = float(values[:, j].std(ddof=1)) if len(members) > 1 else np.nan
 
 
 def predict_graphs(ensemble: list[OrbitalPropertyNet], graphs: list, batch_size: int = 16) -> list[dict[str, float]]:

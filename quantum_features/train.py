@@ -21,6 +21,7 @@ import csv
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,8 @@ from tqdm.auto import tqdm
 from molops.runfiles import append_csv, keep_epochs_before, load_torch_file, save_atomic
 from quantum_features.averaging import WeightAverage
 from quantum_features.epochs import EpochProgress
-from quantum_features.model import INTENSIVE_TARGETS, TARGETS, ModelConfig, OrbitalPropertyNet, options_from_dict
+from quantum_features.model import (INTENSIVE_TARGETS, TARGETS, ModelConfig, OrbitalPropertyNet, options_from_dict,
+                                    target_mask)
 
 __all__ = ["TrainConfig", "load_config", "train", "fit", "evaluate", "load_model", "export_weights", "targets_of",
            "run_wall_time"]
@@ -140,10 +142,11 @@ def _loss(errors: dict[str, torch.Tensor], weights: dict[str, float], scales: di
 
 
 @torch.no_grad()
-def evaluate(model: OrbitalPropertyNet, graphs: list, targets=tuple(TARGETS), batch_size: int = 64,
+def evaluate(model: OrbitalPropertyNet, graphs: list, targets=None, batch_size: int = 64,
              device: str | torch.device = "cpu") -> dict[str, float]:
     """MAE per target on `graphs` in reporting units (``energy_mae_mev``, ``gap_mae_mev``,
-    ``dipole_mae_debye``, ...)."""
+    ``dipole_mae_debye``, ...); `targets` defaults to those the model was trained on."""
+    targets = model.target_names if targets is None else tuple(targets)
     model.eval()
     absolute = {t: [] for t in targets}
     for batch in DataLoader(graphs, batch_size=batch_size):
@@ -178,6 +181,7 @@ def fit(config: TrainConfig, train_graphs: list, val_graphs: list, *, progress: 
     if last.exists():
         state = torch.load(last, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
+        model.mark_trained_targets(names)  # a run from before models recorded them
     else:
         model.fit_statistics(train_graphs, targets_of(train_graphs, names))
         state = None
@@ -288,11 +292,20 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> OrbitalP
     return model.to(device).eval()
 
 
-def export_weights(checkpoint: str | Path, path: str | Path, **metadata: Any) -> Path:
-    """Write the inference-only part of a checkpoint (config + weights + `metadata`)."""
+def export_weights(checkpoint: str | Path, path: str | Path, *, targets: Sequence[str] | None = None,
+                   **metadata: Any) -> Path:
+    """Write the inference-only part of a checkpoint (config + weights + `metadata`).
+
+    Args:
+        targets: record these as the model's trained targets (`OrbitalPropertyNet.target_names`),
+            for checkpoints written before models recorded them; default: as the checkpoint says.
+    """
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    weights = dict(state["model"])
+    if targets is not None:
+        weights["trained_targets"] = target_mask(targets)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_atomic({"model": state["model"], "model_config": state["model_config"],
+    save_atomic({"model": weights, "model_config": state["model_config"],
            "val_mae": state.get("val_mae"), **metadata}, path)
     return path

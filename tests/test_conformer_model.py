@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -309,6 +311,25 @@ def test_anchor_decay_keeps_fine_tuned_weights_near_the_start(tiny_run, tmp_path
         tuned.load_state_dict(last["model"])
         distances[decay] = float(anchor_distance(tuned, anchor))
     assert 0 < distances[100.0] < 0.5 * distances[0.0]
+
+
+def test_fine_tuned_models_predict_the_energy_only(tiny_run, tmp_path):
+    # Fine-tuning moves the layers under a QM9 model's HOMO/LUMO/gap/dipole heads: only the
+    # energy stays a trained output, so predict_properties leaves the others NaN.
+    from quantum_features.model import TARGETS
+    from quantum_features.predict import predict_properties
+    from quantum_features.train import export_weights, load_model
+
+    qm9_like = export_weights(tiny_run["model"], tmp_path / "start.pt", targets=tuple(TARGETS))
+    config = ConformerTrainConfig(**{**tiny_run["config"].__dict__, "out_dir": str(tmp_path / "tuned"),
+                                     "init": str(qm9_like), "max_epochs": 1})
+    fit_conformers(config, tiny_run["train"], tiny_run["val"], progress=False)
+    tuned = load_model(tmp_path / "tuned" / "best.pt")
+    assert tuned.target_names == ("energy",)
+    frame = predict_properties("CCO", models=tuned)
+    assert np.isfinite(frame.loc[0, "energy_hartree"]) and np.isnan(frame.loc[0, "gap_ev"])
+    shipped = sorted((Path(__file__).parents[1] / "quantum_features" / "weights").glob("conformer_*.pt"))
+    assert shipped and all(load_model(p).target_names == ("energy",) for p in shipped)
 
 
 def test_weight_average_in_fine_tuning_is_what_is_selected_and_resumed(tiny_run, tmp_path):

@@ -212,6 +212,35 @@ def test_predict_properties_on_smiles_mol_and_atoms(tiny_ensemble):
     assert np.all(np.abs(frame["energy_hartree"] / frame["energy_cheap_hartree"] - 1) < 0.03)
 
 
+def test_a_model_trained_on_some_targets_reports_only_those(qm9_graphs, tiny_ensemble, tmp_path):
+    fit(TrainConfig(out_dir=str(tmp_path / "u0"), model=TINY, batch_size=12, max_epochs=2, targets={"energy": 1.0}),
+        qm9_graphs, qm9_graphs, progress=False)
+    u0 = load_model(tmp_path / "u0" / "best.pt")
+    assert u0.target_names == ("energy",)
+    assert set(evaluate(u0, qm9_graphs)) == {"energy_mae_mev"}  # untrained heads are not scored
+    alone = predict_properties("CO", models=u0)
+    assert np.isfinite(alone.loc[0, "energy_hartree"])
+    assert alone[["homo_ev", "lumo_ev", "gap_ev", "dipole_debye"]].isna().all(axis=None)  # NaN, not noise
+    # With an all-target member: energy from both (a spread), the rest from the one that learnt them.
+    mixed = predict_properties("CO", models=[u0, tiny_ensemble[0]])
+    assert np.isfinite(mixed.loc[0, "energy_std_hartree"])
+    full = predict_properties("CO", models=tiny_ensemble[0])
+    assert mixed.loc[0, "gap_ev"] == pytest.approx(full.loc[0, "gap_ev"])
+    assert np.isnan(mixed.loc[0, "gap_std_ev"])
+
+
+def test_model_files_from_before_trained_targets_were_recorded(tiny_ensemble, tmp_path):
+    state = torch.load(tiny_ensemble[0], weights_only=False)
+    del state["model"]["trained_targets"]  # as written by earlier versions: all-target QM9 models
+    torch.save(state, tmp_path / "old.pt")
+    assert load_model(tmp_path / "old.pt").target_names == tuple(TARGETS)
+    checkpoint = Path(tiny_ensemble[0]).parent / "best.pt"
+    energy_only = export_weights(checkpoint, tmp_path / "energy.pt", targets=("energy",))  # e.g. conformer models
+    assert load_model(energy_only).target_names == ("energy",)
+    with pytest.raises(ValueError, match="enthalpy"):
+        export_weights(checkpoint, tmp_path / "bad.pt", targets=("enthalpy",))
+
+
 def test_model_files_are_loaded_once_while_unchanged(tiny_ensemble, tmp_path):
     import os
     import shutil
