@@ -1,12 +1,16 @@
 """QM9 learning curve: the orbital-feature network vs a geometry-only network vs the cheap method.
 
-For each N_train (default 1,000 and 10,000; the first N of the fixed training split), two
+For each N_train (default 1,000 and 10,000; the first N of the fixed training split), three
 networks of the same architecture and size are trained with the same settings (config
 ``quantum_features/configs/qm9_orbital.yaml``), validated on the first ``--n-val`` molecules of
 the validation split (early stopping) and evaluated on the test split:
 - orbital: node/edge orbital features + Δ-learning on the HF/STO-3G energy, orbital energies
   and dipole (`ModelConfig.use_orbital_features=True`);
 - geometry: baseline (a), element codes, distances and bond directions only;
+- orbital-u0: the orbital network trained on U0 alone, as most QM9 models are (one model
+  per target): what the multi-task loss costs U0. Trained with two seeds (run directories
+  ``orbital-u0-<N>`` and ``orbital-u0-<N>-seed1``); the mean of the two is reported too, as
+  the shipped models are ensembles;
 - cheap: baseline (b), the HF/STO-3G values themselves: orbital energies and |μ| as they
   are ("raw"), and after a linear fit y ≈ a·x + b on the training molecules ("linear");
   for U0, the HF energy plus per-element references fitted on the training molecules.
@@ -16,7 +20,7 @@ Every training run checkpoints in ``benchmarks/checkpoints/qm9_learning_curve/<v
 sessions) and the script resumes them: ``--max-minutes`` bounds one call (0: only report), and
 calling again continues. The table (MAE on the test molecules, U0/HOMO/LUMO/gap in meV, dipole
 in Debye) is printed and written to ``benchmarks/results/qm9_learning_curve.md`` after every
-call, marked partial while a run is unfinished.
+call (``--results`` names another file), marked partial while a run is unfinished.
 
 ``--ema-decay D`` trains both networks with an exponential moving average of their weights
 (`quantum_features.averaging`; validated, selected and evaluated), in their own run directory
@@ -24,7 +28,7 @@ call, marked partial while a run is unfinished.
 it stays as it was.
 
 Run:  .venv/bin/python benchmarks/qm9_learning_curve.py --n-test 2000 [--n-train 1000 10000] [--max-minutes M]
-      [--ema-decay 0.995]
+      [--ema-decay 0.995] [--variants orbital geometry orbital-u0] [--results PATH]
 """
 
 from __future__ import annotations
@@ -40,11 +44,19 @@ import torch
 
 from quantum_features.datasets import qm9_graphs
 from quantum_features.model import TARGETS, cheap_intensive_of, element_counts
+from quantum_features.spread import ensemble_errors
 from quantum_features.train import REPORT_UNITS, evaluate, fit, load_config, load_model, run_wall_time, targets_of
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "quantum_features" / "configs" / "qm9_orbital.yaml"
 RESULTS = ROOT / "benchmarks" / "results" / "qm9_learning_curve.md"
+# variant -> (row name, ModelConfig.use_orbital_features, trained targets (None: all of the
+# config's), extra seeds: members of a small ensemble reported next to each member alone)
+VARIANTS = {
+    "orbital": ("orbital network", True, None, ()),
+    "geometry": ("geometry network", False, None, ()),
+    "orbital-u0": ("orbital network, U0 alone", True, ("energy",), (1,)),
+}
 COLUMNS = ["energy_mae_mev", "homo_mae_mev", "lumo_mae_mev", "gap_mae_mev", "dipole_mae_debye"]
 
 
@@ -79,7 +91,7 @@ def main() -> None:
     parser.add_argument("--n-train", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--n-val", type=int, default=500)
     parser.add_argument("--n-test", type=int, default=None, help="first N test molecules (default: all 10,831)")
-    parser.add_argument("--variants", nargs="+", default=["orbital", "geometry"], choices=["orbital", "geometry"])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--max-minutes", type=float, default=None, help="training budget of this call")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     parser.add_argument("--ema-decay", type=float, default=None,
@@ -87,13 +99,16 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=None,
                         help="run directories (default benchmarks/checkpoints/qm9_learning_curve[_ema<D>])")
     parser.add_argument("--cache-dir", type=Path, default=ROOT / "data" / "qm9")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="table file (default benchmarks/results/qm9_learning_curve[_ema<D>].md), e.g. "
+                             "for a call with some variants or sizes only, which would shorten the main table")
     args = parser.parse_args()
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     base = replace(load_config(CONFIG), ema_decay=args.ema_decay)
     suffix = "" if args.ema_decay is None else f"_ema{args.ema_decay:g}"
     if args.runs is None:
         args.runs = ROOT / "benchmarks" / "checkpoints" / f"qm9_learning_curve{suffix}"
-    results = RESULTS.with_name(f"qm9_learning_curve{suffix}.md")
+    results = args.results or RESULTS.with_name(f"qm9_learning_curve{suffix}.md")
     started = time.perf_counter()
 
     test = qm9_graphs("test", args.n_test, args.cache_dir / "test.h5", progress=True)
@@ -106,29 +121,41 @@ def main() -> None:
         ):
             # Out of time before this size started: featurising its training set would only delay the report.
             complete = False
-            rows.append(("not started (next call)", n, {}, None))
+            rows.append(("not started (next call)", n, {}, None, None))
             continue
         train = qm9_graphs("train", n, args.cache_dir / "train.h5", progress=True)
         for variant in args.variants:
-            orbital = variant == "orbital"
-            out = args.runs / f"{variant}-{n}"
-            budget = None
-            if args.max_minutes is not None:
-                budget = max(args.max_minutes - (time.perf_counter() - started) / 60, 0.0)
-            config = replace(base, out_dir=str(out), n_train=n, n_val=args.n_val, max_minutes=budget,
-                             model={**base.model, "use_orbital_features": orbital})
-            if budget == 0.0:  # no time left: report the run as it stands
-                summary = _summary_of(out)
-            else:
-                summary = fit(config, train, val)
-            complete &= summary["finished"]
-            if (out / "best.pt").exists():
-                metrics = evaluate(load_model(out / "best.pt"), test)
-                status = "" if summary["finished"] else f" (unfinished, epoch {summary['epoch']})"
-                rows.append((f"{variant} network{status}", n, metrics, summary))
+            label, orbital, only, extra_seeds = VARIANTS[variant]
+            targets = base.targets if only is None else {t: base.targets[t] for t in only}
+            members = []
+            for seed in (base.seed, *extra_seeds):
+                out = args.runs / (f"{variant}-{n}" if seed == base.seed else f"{variant}-{n}-seed{seed}")
+                budget = None
+                if args.max_minutes is not None:
+                    budget = max(args.max_minutes - (time.perf_counter() - started) / 60, 0.0)
+                config = replace(base, out_dir=str(out), n_train=n, n_val=args.n_val, max_minutes=budget, seed=seed,
+                                 model={**base.model, "use_orbital_features": orbital}, targets=targets)
+                if budget == 0.0:  # no time left: report the run as it stands
+                    summary = _summary_of(out)
+                else:
+                    summary = fit(config, train, val)
+                complete &= summary["finished"]
+                if (out / "best.pt").exists():
+                    model = load_model(out / "best.pt")
+                    members.append(model)
+                    # trained targets only (runs from before models recorded them count as all-target)
+                    metrics = evaluate(model, test, targets=tuple(targets))
+                    status = "" if summary["finished"] else f" (unfinished, epoch {summary['epoch']})"
+                    name = label if not extra_seeds else f"{label}, seed {seed}"
+                    rows.append((f"{name}{status}", n, metrics, summary, out))
+            if len(members) > 1:
+                errors = ensemble_errors(members, test, batch_size=64)
+                metrics = {f"{t}_mae_{REPORT_UNITS[t][0]}": float(np.mean(errors[t]["error"])) * REPORT_UNITS[t][1]
+                           for t in targets}
+                rows.append((f"{label}, mean of {len(members)} seeds", n, metrics, None, None))
         cheap = cheap_baselines(train, test)
-        rows.append(("HF/STO-3G raw", n, cheap["raw"], None))
-        rows.append(("HF/STO-3G + linear fit", n, cheap["linear"], None))
+        rows.append(("HF/STO-3G raw", n, cheap["raw"], None, None))
+        rows.append(("HF/STO-3G + linear fit", n, cheap["linear"], None, None))
 
     lines = [
         f"QM9 test MAE ({len(test)} test molecules, validation {len(val)}; {os.cpu_count()} CPU cores)",
@@ -136,11 +163,11 @@ def main() -> None:
         "| model | N_train | U0 (meV) | HOMO (meV) | LUMO (meV) | gap (meV) | dipole (D) | epochs (best) | train time (min) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, n, metrics, summary in rows:
+    for name, n, metrics, summary, run in rows:
         cells = " | ".join("–" if np.isnan(metrics.get(c, np.nan)) else f"{metrics[c]:.1f}" if "mev" in c
                            else f"{metrics[c]:.3f}" for c in COLUMNS)
         if summary is not None:
-            minutes, _ = run_wall_time(args.runs / f"{name.split()[0]}-{n}")
+            minutes, _ = run_wall_time(run)
             extra = f"{summary['epoch']} ({summary['best_epoch']}) | {minutes:.0f}"
         else:
             extra = "– | –"
@@ -150,8 +177,10 @@ def main() -> None:
     print(text)
     command = (f"`.venv/bin/python benchmarks/qm9_learning_curve.py --n-train {' '.join(map(str, sorted(args.n_train)))}"
                f"{'' if args.n_test is None else f' --n-test {args.n_test}'}"
-               f"{'' if args.ema_decay is None else f' --ema-decay {args.ema_decay:g}'}`")
-    if not complete or len(args.variants) < 2:
+               f"{'' if args.ema_decay is None else f' --ema-decay {args.ema_decay:g}'}"
+               f"{'' if set(VARIANTS) <= set(args.variants) else ' --variants ' + ' '.join(args.variants)}"
+               f"{'' if args.results is None else f' --results {args.results}'}`")
+    if not complete or not set(VARIANTS) <= set(args.variants):
         text = ("**Partial run**: some trainings are unfinished (or a variant was left out); the same "
                 "command resumes them from their committed checkpoints.\n\n" + text)
         print("\nSome runs are unfinished: run the same command again to resume them.")
